@@ -1,0 +1,19 @@
+# `make test`: create .venv when missing, install the project and everything the tests
+# need (torch from this machine's disk, DALI, the local SLURM cluster's packages), run
+# the whole suite.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: test install
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install --quiet -e '.[dev,dali]'
+	touch $@
+
+test: $(STAMP)
+	$(PY) -m pytest

@@ -1,0 +1,49 @@
+"""``cwn-bench``: the command line, the top floor (the only module that imports ``launch``).
+
+Each sub-command is a ``cmd_*`` function taking the parsed arguments and returning an
+exit code; user errors (bad config, missing data, ...) print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from cwn_bench import config as cfgmod
+from cwn_bench.errors import UserError
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    cfg = cfgmod.load_config(args.config, args.overrides)
+    print(cfgmod.dump_yaml(cfg), end="")
+    print(f"# config_hash: {cfgmod.config_hash(cfg)}")
+    runs = cfgmod.expand_sweep(cfg)
+    print(f"# sweep: {len(runs)} run(s)")
+    for point, run in runs:
+        print(f"#   {cfgmod.run_name(point)}  config_hash={cfgmod.config_hash(run)[:12]}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cwn-bench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("config", help="print the resolved config, its hash and the sweep's runs")
+    p.add_argument("config", help="experiment YAML")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, value parsed as YAML")
+    p.set_defaults(func=cmd_config)
+
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as err:
+        print(f"cwn-bench {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
