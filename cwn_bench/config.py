@@ -47,7 +47,9 @@ class DataConfig:
     loader: Literal["dali", "torch", "synthetic"] = "torch"
     image_size: int = 224  # train crop and val centre crop, pixels
     resize_size: int = 256  # val resize (and the paper's train resize), pixels
-    train_crop: Literal["random_resized", "resize_crop"] = "random_resized"  # resize_crop = paper
+    # random_resized (torchvision) | resize_crop (paper: resize 256, random 224) | pad_crop (CIFAR:
+    # pad 4, random crop) | resize (whole image, no flip: the MLP protocol); see data/augment.py
+    train_crop: Literal["random_resized", "resize_crop", "pad_crop", "resize"] = "random_resized"
     num_classes: int | None = None  # None: taken from the dataset
     grayscale: bool = False
     normalize: Literal["imagenet", "dataset"] = "imagenet"  # dataset: per-feature train stats

@@ -1,0 +1,56 @@
+"""Data for training: ``build(cfg, rank, world_size, device) -> DataModule``.
+
+``data.loader`` picks the backend: ``dali`` (nvJPEG on a GPU, CPU-only otherwise), ``torch``
+(PIL in DataLoader workers) or ``synthetic`` (random batches on the device). ``data.name``
+picks the data: an ImageNet-layout folder (``imagenet``, ``digits``) or CIFAR-10/100 / SVHN
+from their published files, all under ``data.root``. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from cwn_bench.config import Config
+from cwn_bench.data.digits import make_digits_dataset
+from cwn_bench.data.module import DataModule
+from cwn_bench.errors import UserError
+
+__all__ = ["DataModule", "build", "make_digits_dataset"]
+
+
+def _num_classes(cfg: Config, found: int) -> int:
+    wanted = cfg.data.num_classes
+    if wanted is not None and wanted < found:
+        raise UserError(f"data.num_classes={wanted}, but {cfg.data.root} has {found} classes")
+    return wanted or found
+
+
+def build(cfg: Config, rank: int = 0, world_size: int = 1, device: torch.device | None = None) -> DataModule:
+    """The data module of ``cfg`` for ``rank`` of ``world_size``; batches land on ``device`` (CPU if None)."""
+    from cwn_bench.data import folder, small
+    from cwn_bench.data.sources import FileSource
+    from cwn_bench.data.torch_loader import TorchData
+
+    device = torch.device("cpu") if device is None else device
+    d = cfg.data
+    if d.loader == "synthetic" or d.name == "synthetic":
+        from cwn_bench.data.synthetic import SyntheticData
+        module: DataModule = SyntheticData(cfg, rank, world_size, device)
+    else:
+        if d.root is None:
+            raise UserError(f"data.root is not set; data.name={d.name} reads its files from a local folder")
+        if d.name in small.NAMES:
+            train, val, classes = small.load(d.name, d.root, d.grayscale)
+        else:
+            files, labels, classes = folder.scan_split(d.root, "train")
+            val_files, val_labels, _ = folder.scan_split(d.root, "val", classes)
+            train, val = FileSource(files, labels, d.grayscale), FileSource(val_files, val_labels, d.grayscale)
+        num_classes = _num_classes(cfg, len(classes))
+        if d.loader == "dali":
+            from cwn_bench.data.dali_loader import DaliData  # DALI is imported only here
+            module = DaliData(cfg, rank, world_size, device, train, val, num_classes)
+        else:
+            module = TorchData(cfg, rank, world_size, device, train, val, num_classes)
+    if d.normalize == "dataset":
+        module.use_dataset_stats()
+    return module

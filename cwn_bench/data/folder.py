@@ -1,0 +1,36 @@
+"""The ImageNet folder layout: ``ROOT/{train,val}/<class>/<image>``, checked before use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cwn_bench.errors import UserError
+
+EXTENSIONS = (".jpg", ".jpeg", ".png")  # what both backends decode; other files are ignored
+LAYOUT = "ROOT/train/<class>/*.jpg and ROOT/val/<class>/*.jpg (ImageNet layout)"
+
+
+def scan_split(root: str | Path, split: str, classes: list[str] | None = None) -> tuple[list[str], list[int], list[str]]:
+    """Image paths (sorted by class, then name), their integer labels and the class names of
+    ``root/split``. ``classes``: the train split's class names, which val must use."""
+    root = Path(root)
+    folder = root / split
+    if not root.is_dir():
+        raise UserError(f"data.root {root}: no such folder; expected {LAYOUT}")
+    if not folder.is_dir():
+        raise UserError(f"{folder}: no such folder; expected {LAYOUT}")
+    names = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    if not names:
+        raise UserError(f"{folder}: no class folders; expected {LAYOUT}")
+    if classes is not None and set(names) - set(classes):
+        extra = sorted(set(names) - set(classes))[:5]
+        raise UserError(f"{folder}: class folders not in train/: {', '.join(extra)}; both splits need the same classes")
+    index = {c: i for i, c in enumerate(classes if classes is not None else names)}
+    files, labels = [], []
+    for name in names:
+        images = sorted(str(p) for p in (folder / name).iterdir() if p.suffix.lower() in EXTENSIONS and p.is_file())
+        if not images:
+            raise UserError(f"{folder / name}: empty class folder; expected image files ({', '.join(EXTENSIONS)})")
+        files += images
+        labels += [index[name]] * len(images)
+    return files, labels, classes if classes is not None else names

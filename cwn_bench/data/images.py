@@ -1,0 +1,63 @@
+"""Reading one encoded image: cheap header checks shared by every backend, PIL decoding."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+
+from cwn_bench.errors import UserError
+
+_JPEG_SOI, _JPEG_EOI = b"\xff\xd8\xff", b"\xff\xd9"
+_PNG_SIG, _PNG_IEND = b"\x89PNG\r\n\x1a\n", b"IEND"
+
+
+class CorruptImageError(UserError):
+    """An image file that cannot be decoded; the message names the file."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: unreadable image ({reason}); fix or remove the file, "
+                         "or set data.skip_corrupt=true to skip and count such files")
+        self.path, self.reason = path, reason
+
+
+def check_encoded(data: bytes, path: str) -> None:
+    """Raise :class:`CorruptImageError` unless ``data`` looks like a complete JPEG or PNG:
+    the right magic bytes and an end marker (a truncated file lacks it). Costs O(1)."""
+    if data.startswith(_JPEG_SOI):
+        if _JPEG_EOI not in data[-64:]:  # EOI, possibly followed by a few padding bytes
+            raise CorruptImageError(path, "truncated JPEG: no end-of-image marker")
+    elif data.startswith(_PNG_SIG):
+        if _PNG_IEND not in data[-16:]:
+            raise CorruptImageError(path, "truncated PNG: no IEND chunk")
+    else:
+        raise CorruptImageError(path, "not a JPEG or PNG file")
+
+
+def read_encoded(path: str) -> bytes:
+    """The checked bytes of the image file at ``path``."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as err:
+        raise CorruptImageError(path, err.strerror or str(err)) from None
+    check_encoded(data, path)
+    return data
+
+
+def decode(data: bytes, path: str, grayscale: bool) -> Image.Image:
+    """Fully decoded ``L`` (grayscale) or ``RGB`` image."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.convert("L" if grayscale else "RGB")
+    except (OSError, ValueError, SyntaxError) as err:  # PIL's errors for bad streams
+        raise CorruptImageError(path, str(err) or type(err).__name__) from None
+
+
+def encoded_size(data: bytes, path: str) -> tuple[int, int]:
+    """(width, height) from the header alone (no decoding)."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.size
+    except (OSError, ValueError, SyntaxError) as err:
+        raise CorruptImageError(path, str(err) or type(err).__name__) from None

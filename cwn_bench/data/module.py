@@ -1,0 +1,76 @@
+"""``DataModule``: what every backend hands the training loop.
+
+A backend yields uint8 batches ``[B, C, S, S]`` (any device) with int labels and the number
+of corrupt images it skipped; this base class moves them to the device, normalises them
+(:class:`~cwn_bench.data.transforms.Normalizer`) and counts the skips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+
+from cwn_bench.config import Config
+from cwn_bench.data import sharding
+from cwn_bench.data.transforms import Normalizer, feature_stats
+
+RawBatch = tuple[Tensor, Tensor, int]  # uint8 images [B, C, S, S], labels [B], skipped
+
+
+class DataModule:
+    """Train and val batches for one rank.
+
+    Attributes: ``num_classes``; ``in_shape`` (per-sample shape, e.g. ``(3, 224, 224)``);
+    ``steps_per_epoch`` (full train batches per rank, equal on all ranks); ``train_size`` /
+    ``val_size`` (whole splits); ``skipped`` (corrupt images skipped so far)."""
+
+    def __init__(self, cfg: Config, rank: int, world_size: int, device: torch.device, *, num_classes: int,
+                 in_shape: tuple[int, ...], train_size: int, val_size: int) -> None:
+        self.cfg, self.rank, self.world_size, self.device = cfg, rank, world_size, device
+        self.num_classes, self.in_shape = num_classes, in_shape
+        self.train_size, self.val_size = train_size, val_size
+        self.batch_size = cfg.train.batch_size
+        self.steps_per_epoch = sharding.steps_per_epoch(train_size, self.batch_size, world_size)
+        self.skipped = 0
+        self.normalize = Normalizer.imagenet(in_shape[0], device, cfg.train.channels_last)
+
+    def use_dataset_stats(self) -> None:
+        """Standardise each input feature with the train split's mean and std (one
+        deterministic pass over it with the evaluation crop; the same on every rank)."""
+        mean, std = feature_stats(images for images, _, _ in self._raw_train_plain())
+        self.normalize = Normalizer(mean, std, self.device, self.cfg.train.channels_last)
+
+    def train_batches(self, epoch: int, start_step: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
+        """Float images ``[B, *in_shape]`` and int64 labels ``[B]`` on the device; batches
+        ``start_step, ..., steps_per_epoch - 1`` of ``epoch`` (skipped ones are not decoded).
+        Order and augmentation depend only on (seed, epoch, rank, world_size)."""
+        plan = sharding.train_batches(self.train_size, self.batch_size, self.cfg.seed, epoch, self.rank,
+                                      self.world_size)[start_step:]
+        yield from self._finish(self._raw_train(epoch, plan))
+
+    def val_batches(self) -> Iterator[tuple[Tensor, Tensor]]:
+        """This rank's contiguous share of the val split (every image exactly once across ranks)."""
+        yield from self._finish(self._raw_val(sharding.val_batches(self.val_size, self.batch_size, self.rank,
+                                                                     self.world_size)))
+
+    def _finish(self, raw: Iterator[RawBatch]) -> Iterator[tuple[Tensor, Tensor]]:
+        non_blocking = self.device.type == "cuda"
+        for images, labels, skipped in raw:
+            self.skipped += skipped
+            images = images.to(self.device, non_blocking=non_blocking)
+            yield self.normalize(images), labels.to(self.device, torch.int64, non_blocking=non_blocking)
+
+    # backends implement these three
+    def _raw_train(self, epoch: int, plan: list[list[int]]) -> Iterator[RawBatch]:
+        """Train batches of sample indices ``plan`` with ``epoch``'s augmentation."""
+        raise NotImplementedError
+
+    def _raw_val(self, plan: list[list[int]]) -> Iterator[RawBatch]:
+        """Val batches of indices ``plan``, evaluation crop."""
+        raise NotImplementedError
+
+    def _raw_train_plain(self) -> Iterator[RawBatch]:
+        """The whole train split in order with the evaluation crop (for dataset statistics)."""
+        raise NotImplementedError

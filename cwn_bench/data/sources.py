@@ -1,0 +1,52 @@
+"""Where samples come from: image files (checked, decoded by PIL) or in-memory uint8 arrays
+(CIFAR/SVHN). A source knows its length, labels and how to give sample ``i`` as a PIL image;
+with ``skip_corrupt`` an unreadable sample is replaced by the next readable one (wrapping),
+which keeps batches full and the replacement a pure function of the files."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from cwn_bench.data.images import CorruptImageError, decode, read_encoded
+
+
+class FileSource:
+    """Image files and labels from :func:`cwn_bench.data.folder.scan_split`."""
+
+    def __init__(self, files: list[str], labels: list[int], grayscale: bool) -> None:
+        self.files, self.labels, self.grayscale = files, labels, grayscale
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def image(self, i: int) -> Image.Image:
+        path = self.files[i]
+        return decode(read_encoded(path), path, self.grayscale)
+
+
+class ArraySource:
+    """``images`` uint8 ``[N, H, W, C]`` and ``labels`` ``[N]`` held in memory."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, grayscale: bool) -> None:
+        self.images, self.labels, self.grayscale = images, labels.astype(np.int64).tolist(), grayscale
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def image(self, i: int) -> Image.Image:
+        img = Image.fromarray(self.images[i])
+        return img.convert("L" if self.grayscale else "RGB")
+
+
+def readable(source: FileSource | ArraySource, i: int, skip_corrupt: bool) -> tuple[int, Image.Image, int]:
+    """``(index, image, skipped)``: sample ``i``, or with ``skip_corrupt`` the next readable one
+    and how many unreadable ones were passed over. Raises CorruptImageError otherwise."""
+    for skipped in range(len(source)):
+        j = (i + skipped) % len(source)
+        try:
+            return j, source.image(j), skipped
+        except CorruptImageError:
+            if not skip_corrupt:
+                raise
+    raise CorruptImageError(f"all {len(source)} images", "none could be decoded")

@@ -1,0 +1,79 @@
+"""``data.loader: torch``: PIL decoding in DataLoader worker processes.
+
+Samples are addressed by ``(index, epoch)`` keys (epoch -1: evaluation crop), so the crop
+comes from :mod:`cwn_bench.data.augment` and not from a worker's RNG. A corrupt image does
+not raise inside a worker (its traceback would reach the user); the item carries the
+message and the main process raises it as one clear error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from cwn_bench.config import Config
+from cwn_bench.data.augment import train_box, val_box
+from cwn_bench.data.images import CorruptImageError
+from cwn_bench.data.module import DataModule, RawBatch
+from cwn_bench.data.sources import ArraySource, FileSource, readable
+from cwn_bench.data.transforms import crop_resize
+from cwn_bench.errors import UserError
+
+Source = FileSource | ArraySource
+
+
+class _Samples(Dataset):
+    """``[(index, epoch)] -> (uint8 [C, S, S], label, skipped, error message or "")``."""
+
+    def __init__(self, source: Source, cfg: Config) -> None:
+        self.source, self.data, self.seed = source, cfg.data, cfg.seed
+        self.channels = 1 if cfg.data.grayscale else 3
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, int, int, str]:
+        index, epoch = key
+        size = self.data.image_size
+        try:
+            j, img, skipped = readable(self.source, index, self.data.skip_corrupt)
+        except CorruptImageError as err:
+            return torch.zeros(self.channels, size, size, dtype=torch.uint8), -1, 0, str(err)
+        box = val_box(self.data, *img.size) if epoch < 0 else train_box(self.data, self.seed, epoch, index, *img.size)
+        return crop_resize(img, box, size), self.source.labels[j], skipped, ""
+
+
+def _collate(items: list[tuple[torch.Tensor, int, int, str]]) -> tuple[torch.Tensor, torch.Tensor, int, str]:
+    images, labels, skipped, errors = zip(*items)
+    return torch.stack(images), torch.tensor(labels), sum(skipped), next((e for e in errors if e), "")
+
+
+class TorchData(DataModule):
+    """Folder or in-memory data through ``torch.utils.data.DataLoader`` (``data.workers`` processes)."""
+
+    def __init__(self, cfg: Config, rank: int, world_size: int, device: torch.device, train: Source, val: Source,
+                 num_classes: int) -> None:
+        size = cfg.data.image_size
+        super().__init__(cfg, rank, world_size, device, num_classes=num_classes,
+                         in_shape=(1 if cfg.data.grayscale else 3, size, size), train_size=len(train), val_size=len(val))
+        self.train_set, self.val_set = _Samples(train, cfg), _Samples(val, cfg)
+
+    def _load(self, dataset: _Samples, keys: list[list[tuple[int, int]]]) -> Iterator[RawBatch]:
+        loader = DataLoader(dataset, batch_sampler=keys, num_workers=self.cfg.data.workers, collate_fn=_collate,
+                            pin_memory=self.device.type == "cuda")
+        for images, labels, skipped, error in loader:
+            if error:
+                raise UserError(error)
+            yield images, labels, skipped
+
+    def _raw_train(self, epoch: int, plan: list[list[int]]) -> Iterator[RawBatch]:
+        return self._load(self.train_set, [[(i, epoch) for i in batch] for batch in plan])
+
+    def _raw_val(self, plan: list[list[int]]) -> Iterator[RawBatch]:
+        return self._load(self.val_set, [[(i, -1) for i in batch] for batch in plan])
+
+    def _raw_train_plain(self) -> Iterator[RawBatch]:
+        n, b = self.train_size, self.batch_size
+        return self._load(self.train_set, [[(i, -1) for i in range(s, min(s + b, n))] for s in range(0, n, b)])

@@ -1,0 +1,63 @@
+"""Apply a crop :class:`~cwn_bench.data.augment.Box` to a PIL image, and the per-batch
+normalisation done on the device after every backend."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from cwn_bench.data.augment import Box
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+# the same statistics for luma (0.299 R + 0.587 G + 0.114 B), used with data.grayscale
+IMAGENET_GREY_MEAN, IMAGENET_GREY_STD = (0.459,), (0.226,)
+MIN_STD = 1 / 255  # per-feature std floor: a feature varying less than one grey level is not amplified
+
+
+def crop_resize(img: Image.Image, box: Box, size: int) -> Tensor:
+    """uint8 ``[C, size, size]`` (C = 1 for ``L`` images): ``box`` of ``img`` (zeros outside
+    it), bilinear resize, mirror if ``box.flip``."""
+    out = img.crop((box.x, box.y, box.x + box.w, box.y + box.h)).resize((size, size), Image.BILINEAR)
+    if box.flip:
+        out = out.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    array = np.array(out)  # a writable copy, [S, S] or [S, S, C]
+    return torch.from_numpy(array[None] if array.ndim == 2 else array.transpose(2, 0, 1).copy())
+
+
+class Normalizer:
+    """uint8 ``[B, C, H, W]`` (or flattened later by the model) -> float ``(x / 255 - mean) / std``
+    on the device, channels_last when asked. ``mean``/``std`` broadcast against ``[C, H, W]``:
+    ``[C, 1, 1]`` per channel (imagenet) or ``[C, H, W]`` per feature (dataset)."""
+
+    def __init__(self, mean: Tensor, std: Tensor, device: torch.device, channels_last: bool) -> None:
+        self.mean = mean.to(device=device, dtype=torch.float32)
+        self.inv_std = 1.0 / std.clamp_min(MIN_STD).to(device=device, dtype=torch.float32)
+        self.channels_last = channels_last
+
+    @classmethod
+    def imagenet(cls, channels: int, device: torch.device, channels_last: bool) -> "Normalizer":
+        mean, std = (IMAGENET_GREY_MEAN, IMAGENET_GREY_STD) if channels == 1 else (IMAGENET_MEAN, IMAGENET_STD)
+        return cls(torch.tensor(mean).view(-1, 1, 1), torch.tensor(std).view(-1, 1, 1), device, channels_last)
+
+    def __call__(self, images: Tensor) -> Tensor:
+        x = (images.float() * (1 / 255) - self.mean) * self.inv_std
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+
+def feature_stats(batches: Iterable[Tensor]) -> tuple[Tensor, Tensor]:
+    """Per-feature mean and std ``[C, H, W]`` of uint8 batches scaled to [0, 1], accumulated in
+    float64 (one pass: sum and sum of squares)."""
+    total = squares = None
+    count = 0
+    for images in batches:
+        x = images.double().cpu() / 255
+        total = x.sum(0) if total is None else total + x.sum(0)
+        squares = (x * x).sum(0) if squares is None else squares + (x * x).sum(0)
+        count += len(x)
+    mean = total / count
+    return mean.float(), (squares / count - mean * mean).clamp_min(0).sqrt().float()
+
