@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from cwn_bench import config as cfgmod
 from cwn_bench.errors import UserError
@@ -24,6 +25,13 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from cwn_bench.report import write_report  # pandas + matplotlib: imported only when used
+
+    print(write_report([Path(p) for p in args.paths], Path(args.out)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cwn-bench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -32,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="experiment YAML")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, value parsed as YAML")
     p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("report", help="tables, curves and a reproducibility report from run dirs and bench JSONL")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="run dirs, sweep dirs, folders of them, bench .jsonl")
+    p.add_argument("--out", required=True, help="output folder (CSV, LaTeX, PNG, report.md, index.html)")
+    p.set_defaults(func=cmd_report)
 
     return parser
 

@@ -1,0 +1,55 @@
+"""The fields of a captured environment (``run.json["env"]``, a bench file's env line)
+that a reader needs to reproduce a result; every one is optional."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _get(env: dict[str, Any], dotted: str) -> Any:
+    value: Any = env
+    for part in dotted.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def device_name(env: dict[str, Any]) -> str:
+    """The first GPU's name (``"NVIDIA H100 80GB HBM3"``), else the CPU model, else ""."""
+    gpu = env.get("gpu")
+    names = gpu.get("names") if isinstance(gpu, dict) else gpu
+    if isinstance(names, list) and names:
+        return str(names[0])
+    if isinstance(names, str) and names:
+        return names
+    return str(env.get("cpu") or "")
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def env_summary(env: dict[str, Any]) -> dict[str, str]:
+    """Versions, card, hosts, git commit and SLURM ids as short strings ("" if absent)."""
+    commit = _text(_get(env, "git.commit"))[:12]
+    if commit and _get(env, "git.dirty"):
+        commit += "+dirty"
+    array = _text(_get(env, "slurm.SLURM_ARRAY_JOB_ID"))
+    task = _text(_get(env, "slurm.SLURM_ARRAY_TASK_ID"))
+    return {
+        "git_commit": commit,
+        "hostnames": _text(env.get("hostnames")),
+        "slurm_job_id": _text(_get(env, "slurm.SLURM_JOB_ID")),
+        "slurm_array": f"{array}_{task}" if array and task else array,
+        "slurm_restarts": _text(_get(env, "slurm.SLURM_RESTART_COUNT")),
+        "device": device_name(env),
+        "gpu_driver": _text(_get(env, "gpu.driver")),
+        "torch": _text(env.get("torch")),
+        "cuda": _text(env.get("cuda")),
+        "cudnn": _text(env.get("cudnn")),
+        "dali": _text(env.get("dali")),
+        "python": _text(env.get("python")),
+    }

@@ -1,0 +1,163 @@
+"""Read run dirs into two frames: ``runs`` (one row per run) and ``epochs`` (one row per
+epoch record, the run's columns joined: the long tidy table every table is grouped from).
+
+A run's group is its ``config_hash`` (seed left out) and world size; groups of one
+dataset and model that differ in more than the method are labelled by the keys and
+values that differ (``variant``, e.g. ``optim.lr=0.5``) and never merged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cwn_bench import config as cfgmod
+from cwn_bench.errors import UserError
+from cwn_bench.report.jsonl import Problem, read_json, read_jsonl
+
+# Keys that do not make two runs different experiments: seed is what is averaged over,
+# name is a label, sweep is the recipe that produced the point.
+NOT_COMPARED = ("seed", "name")
+SET_KEYS = ("dataset", "model")  # runs compared with each other in one table / figure
+GROUP_KEYS = ["dataset", "model", "method", "variant", "group"]
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"model": {"name": "mlp"}}`` -> ``{"model.name": "mlp"}``; lists become JSON text
+    so that every value is hashable."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = json.dumps(value) if isinstance(value, (list, dict)) else value
+    return out
+
+
+def _config_hash(run: dict[str, Any], config: dict[str, Any]) -> str:
+    if isinstance(run.get("config_hash"), str) and run["config_hash"]:
+        return run["config_hash"]
+    try:
+        return cfgmod.config_hash(cfgmod.from_dict(config))
+    except (UserError, TypeError, ValueError):  # a config from another version of the code
+        kept = {k: v for k, v in flatten(config).items() if k not in NOT_COMPARED and not k.startswith("sweep")}
+        return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+
+
+def _epoch_records(run_dir: Path, problems: list[Problem]) -> list[dict[str, Any]]:
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    records, bad = read_jsonl(path)
+    problems.extend(bad)
+    by_epoch: dict[int, dict[str, Any]] = {}
+    for record in records:
+        if record.get("kind", "epoch") != "epoch":
+            continue
+        epoch = record.get("epoch")
+        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 1:
+            problems.append(Problem(str(path), None, f"epoch record without a valid epoch number: {epoch!r}"))
+            continue
+        if epoch in by_epoch:
+            problems.append(Problem(str(path), None, f"epoch {epoch} recorded twice; the last record is kept"))
+        by_epoch[epoch] = {k: v for k, v in record.items() if k != "kind"}
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def _hostnames(env: dict[str, Any]) -> list[str]:
+    hosts = env.get("hostnames", env.get("hostname"))
+    if isinstance(hosts, str):
+        return [hosts]
+    return sorted({str(h) for h in hosts}) if isinstance(hosts, list) else []
+
+
+def read_run(run_dir: Path, problems: list[Problem]) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """``(row, epoch records)`` of one run dir, or None when its run.json is missing or
+    unreadable (then a Problem says why)."""
+    if not (run_dir / "run.json").exists():
+        return None
+    run, bad = read_json(run_dir / "run.json")
+    if run is None:
+        problems.extend(bad)
+        return None
+    config = run.get("config") if isinstance(run.get("config"), dict) else {}
+    if not config:
+        problems.append(Problem(str(run_dir / "run.json"), None, "no 'config' mapping; run listed without its config"))
+    env = run.get("env") if isinstance(run.get("env"), dict) else {}
+    epochs = _epoch_records(run_dir, problems)
+    flat = flatten(config)
+    planned = flat.get("train.epochs")
+    last = epochs[-1]["epoch"] if epochs else 0
+    status = str(run.get("status", "unknown"))
+    note = ""
+    if status == "completed" and isinstance(planned, int) and last < planned:
+        note = f"completed, but metrics.jsonl ends at epoch {last} of {planned}"
+        problems.append(Problem(str(run_dir / "metrics.jsonl"), None, note + "; run not counted"))
+    world = run.get("world_size", env.get("world_size", 1))
+    row = {
+        "run": str(run_dir),
+        "status": status,
+        "reason": run.get("reason") or "",
+        "note": note,
+        "counted": status == "completed" and not note and bool(epochs),
+        "seed": run.get("seed", config.get("seed")),
+        "config_hash": _config_hash(run, config),
+        "world_size": int(world) if isinstance(world, int) else 1,
+        "nodes": len(_hostnames(env)) or 1,
+        "global_batch": _number(run.get("global_batch")),
+        "dataset": str(flat.get("data.name", "unknown")),
+        "model": str(flat.get("model.name", "unknown")),
+        "method": str(flat.get("model.method", "unknown")),
+        "last_epoch": last,
+        "planned_epochs": planned if isinstance(planned, int) else pd.NA,
+        "env": env,
+        "config": flat,
+    }
+    return row, epochs
+
+
+def _variants(runs: pd.DataFrame) -> pd.Series:
+    """Per run, the keys and values by which its group differs from the other groups of
+    its dataset and model (method and seed aside), e.g. ``"optim.lr=0.5"``."""
+    labels = pd.Series("", index=runs.index, dtype=object)
+    for _, members in runs.groupby(list(SET_KEYS), dropna=False):
+        firsts = members.drop_duplicates("group")
+        configs = {g: {**c, "world_size": w} for g, c, w in zip(firsts.group, firsts.config, firsts.world_size)}
+        keys = sorted(k for k in set().union(*configs.values())
+                      if k not in ("model.method", *NOT_COMPARED) and k.split(".")[0] != "sweep")
+        differ = [k for k in keys if len({repr(c.get(k, "<unset>")) for c in configs.values()}) > 1]
+        by_group = {g: ", ".join(f"{k}={c.get(k, '<unset>')}" for k in differ) for g, c in configs.items()}
+        labels[members.index] = members.group.map(by_group)
+        # Same dataset/model/method and no readable difference (e.g. hashes from two code
+        # versions): the hash itself keeps the rows apart.
+        clash = members.assign(v=labels[members.index]).groupby(["method", "v"]).group.transform("nunique") > 1
+        for i in clash[clash].index:
+            labels[i] = ", ".join(filter(None, [labels[i], f"config_hash={members.group[i][:8]}"]))
+    return labels
+
+
+def runs_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The runs as a frame with ``group`` and ``variant`` columns added."""
+    runs = pd.DataFrame(rows)
+    runs["group"] = runs.config_hash.str[:12] + "-w" + runs.world_size.astype(str)
+    runs["variant"] = _variants(runs)
+    return runs
+
+
+def epochs_frame(runs: pd.DataFrame, records: dict[str, list[dict[str, Any]]]) -> pd.DataFrame:
+    """One row per epoch record with the run's identifying columns: the long tidy table."""
+    frames = [pd.DataFrame(recs).assign(run=run) for run, recs in records.items() if recs]
+    if not frames:
+        return pd.DataFrame(columns=["run", "epoch", *GROUP_KEYS, "seed", "status", "counted"])
+    epochs = pd.concat(frames, ignore_index=True)
+    keep = ["run", *GROUP_KEYS, "seed", "status", "counted", "world_size", "nodes"]
+    return epochs.merge(runs[keep], on="run", how="left")

@@ -1,0 +1,102 @@
+"""``write_report``: read, aggregate, write CSV / LaTeX / PNG / report.md / index.html.
+
+Only files under ``out`` are written, with names no input uses (run.json, metrics.jsonl,
+sweep.json and bench ``.jsonl`` are read, never written), so inputs are never overwritten.
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from cwn_bench.errors import UserError
+from cwn_bench.report import sections as sec
+from cwn_bench.report import tables
+from cwn_bench.report.plots import curves
+from cwn_bench.report.read import Inputs, read_inputs
+from cwn_bench.report.render import html_page, html_table, latex, markdown
+
+
+def _tables(inputs: Inputs) -> dict[str, pd.DataFrame]:
+    """Every CSV the report writes, by file stem (numbers, not strings)."""
+    out = {"overhead": tables.overhead(inputs.measurements), "loaders": tables.loaders(inputs.loaders),
+           "missing": inputs.missing, "problems": inputs.problems}
+    if inputs.runs.empty:
+        return out
+    acc = tables.accuracy(inputs.runs, inputs.epochs)
+    return {"accuracy": acc, "convergence": tables.convergence(acc, inputs.epochs),
+            "error_at_epochs": tables.error_at_epochs(inputs.epochs), "throughput": tables.throughput(inputs.epochs),
+            "runs": tables.reproducibility(inputs.runs), **out}
+
+
+def _sections(data: dict[str, pd.DataFrame], images: list[str]) -> list[sec.Section]:
+    builders = [("accuracy", sec.accuracy_section), ("convergence", sec.convergence_section),
+                ("error_at_epochs", sec.error_at_epochs_section), ("throughput", sec.throughput_section),
+                ("overhead", sec.overhead_section), ("loaders", sec.loaders_section), ("runs", sec.runs_section),
+                ("missing", sec.missing_section), ("problems", sec.problems_section)]
+    out = [build(data[key]) for key, build in builders if key in data and not data[key].empty]
+    if images:
+        curves_note = "Mean over seeds of completed and running runs; the band spans min to max."
+        out.insert(1 if out and out[0].key == "accuracy" else 0,
+                   sec.Section("curves", "Training curves", curves_note, pd.DataFrame(), images))
+    return out
+
+
+def _files(part: sec.Section) -> list[str]:
+    """The files holding a section's table: its CSV, and its LaTeX when it has one."""
+    return [f"{part.key}.csv"] + ([f"{part.key}.tex"] if part.latex else [])
+
+
+def _markdown(title: str, lines: list[str], parts: list[sec.Section]) -> str:
+    text = [f"# {title}", "", *[f"- {line}" for line in lines], ""]
+    for part in parts:
+        text += [f"## {part.title}", "", part.note, ""]
+        text += [f"![{part.title}: {name}]({name})\n" for name in part.images]
+        if not part.table.empty:
+            text += [markdown(part.table), "Data: " + ", ".join(f"[{f}]({f})" for f in _files(part)), ""]
+    return "\n".join(text)
+
+
+def _html(title: str, lines: list[str], parts: list[sec.Section]) -> str:
+    body = [f"<h1>{html.escape(title)}</h1>", "<ul>", *[f"<li>{html.escape(line)}</li>" for line in lines],
+            '<li><a href="report.md">report.md</a></li>', "</ul>"]
+    for part in parts:
+        body += [f"<h2>{html.escape(part.title)}</h2>", f"<p>{html.escape(part.note)}</p>"]
+        body += [f'<p><img src="{html.escape(name)}" alt="{html.escape(part.title)}: {html.escape(name)}"></p>'
+                 for name in part.images]
+        if not part.table.empty:
+            links = " &middot; ".join(f'<a href="{html.escape(f)}">{html.escape(f)}</a>' for f in _files(part))
+            body += [html_table(part.table), f"<p>{links}</p>"]
+    return html_page(title, body)
+
+
+def write_report(paths: list[Path], out: Path) -> Path:
+    """Read every run dir, sweep dir and bench JSONL under ``paths`` and write the report
+    under ``out``: CSV tables, LaTeX (booktabs) tables, PNG curves, ``report.md`` and
+    ``index.html``. Returns the path of ``report.md``. A path that does not exist, or an
+    ``out`` that is a file, is a UserError; a bad input file is counted, not fatal."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a directory")
+    inputs = read_inputs([Path(p) for p in paths])
+    out.mkdir(parents=True, exist_ok=True)
+    data = _tables(inputs)
+    for key, frame in data.items():
+        frame.to_csv(out / f"{key}.csv", index=False)
+    images = [p.name for p in curves(inputs.epochs, out)] if not inputs.epochs.empty else []
+    parts = _sections(data, images)
+    for part in parts:
+        if part.latex:
+            (out / f"{part.key}.tex").write_text(latex(part.table, f"cwn-bench report: {part.title}"))
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    title = "cwn-bench report"
+    lines = [f"generated {stamp} from {', '.join(map(str, paths))}", *sec.summary(inputs)]
+    (out / "report.md").write_text(_markdown(title, lines, parts))
+    (out / "index.html").write_text(_html(title, lines, parts))
+    for line in lines[1:]:
+        print(f"report: {line}", file=sys.stderr)
+    return out / "report.md"

@@ -1,0 +1,230 @@
+"""`cwn-bench report`: run dirs and bench JSONL (written here in the contract's format)
+in, tables / LaTeX / PNG / report.md / index.html out. Expected numbers are computed in
+the test from the values it wrote, independently of pandas."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import statistics
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from cwn_bench import config as cfgmod
+from cwn_bench.cli import main
+from cwn_bench.errors import UserError
+from cwn_bench.report import write_report
+
+
+def write_run(root: Path, name: str, val_errs: list[float], *, method: str = "cwn", seed: int = 0,
+              lr: float = 0.1, status: str = "completed", dataset: str = "cifar10", model: str = "resnet56",
+              world_size: int = 1, img_per_s_per_gpu: float = 100.0, planned: int | None = None) -> Path:
+    """A run dir in the contract's format: run.json + one epoch record per val error
+    (top-5 error = top-1 / 3, train error = val - 1, 10 s per epoch)."""
+    cfg = cfgmod.Config(seed=seed)
+    cfg.model.name, cfg.model.method, cfg.data.name, cfg.optim.lr = model, method, dataset, lr
+    cfg.train.epochs = planned or len(val_errs)
+    run_dir = root / name
+    run_dir.mkdir(parents=True)
+    env = {"torch": "2.14.1", "hostnames": [f"n{i}" for i in range(1, world_size + 1)],
+           "git": {"commit": "abcdef0123456789", "dirty": False}, "gpu": {"names": ["Test GPU"]},
+           "slurm": {"SLURM_JOB_ID": "77", "SLURM_ARRAY_JOB_ID": "70", "SLURM_ARRAY_TASK_ID": str(seed),
+                     "SLURM_RESTART_COUNT": "1"}}
+    run = {"config": cfgmod.to_dict(cfg), "seed": seed, "config_hash": cfgmod.config_hash(cfg), "status": status,
+           "reason": "NaN loss at step 3" if status == "failed" else None, "env": env, "world_size": world_size}
+    (run_dir / "run.json").write_text(json.dumps(run))
+    lines = [json.dumps({"kind": "step", "step": 1, "loss": 2.0})]
+    for epoch, err in enumerate(val_errs, start=1):
+        lines.append(json.dumps({
+            "kind": "epoch", "epoch": epoch, "step": 10 * epoch, "lr": lr, "train_loss": 1.0 / epoch,
+            "train_top1_err": err - 1, "val_loss": 1.0, "val_top1_err": err, "val_top5_err": err / 3,
+            "img_per_s": img_per_s_per_gpu * world_size, "img_per_s_per_gpu": img_per_s_per_gpu,
+            "data_time_s": 1.0, "wall_s": 10.0}))
+    (run_dir / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    return run_dir
+
+
+def report(tmp_path: Path, *inputs: Path) -> tuple[Path, Path]:
+    out = tmp_path / "out"
+    return write_report(list(inputs), out), out
+
+
+def test_mean_and_std_over_seeds_with_paper_numbers_beside(tmp_path):
+    runs = tmp_path / "runs"
+    finals = {"cwn": [7.0, 6.5, 6.75], "plain": [7.5, 8.0, 7.25]}
+    for method, values in finals.items():
+        for seed, final in enumerate(values):
+            write_run(runs, f"method={method},seed={seed}", [30.0, 15.0, final], method=method, seed=seed)
+    md, out = report(tmp_path, runs)
+    acc = pd.read_csv(out / "accuracy.csv").set_index("method")
+    assert list(acc.columns[:9]) == ["dataset", "model", "n_seeds", "top1_err_mean", "top1_err_std",
+                                     "top5_err_mean", "top5_err_std", "paper_top1_err", "paper_top5_err"]
+    for method, values in finals.items():
+        row = acc.loc[method]
+        assert row.n_seeds == 3
+        assert row.top1_err_mean == pytest.approx(statistics.mean(values))
+        assert row.top1_err_std == pytest.approx(statistics.stdev(values))  # ddof=1
+        assert row.top5_err_std == pytest.approx(statistics.stdev([v / 3 for v in values]))
+        assert (row.top1_err_min, row.top1_err_max) == (min(values), max(values))
+    assert acc.loc["cwn", "paper_top1_err"] == 6.85 and acc.loc["plain", "paper_top1_err"] == 7.34
+    assert pd.isna(acc.loc["cwn", "paper_top5_err"])  # Table 3 reports top-1 only
+    text = md.read_text()
+    assert "6.75 ± 0.25" in text and "6.85" in text  # cwn: mean ± std, paper
+
+
+def test_configs_differing_in_lr_are_not_merged_and_the_key_is_named(tmp_path):
+    runs = tmp_path / "runs"
+    for lr, finals in ((0.1, [7.0, 8.0]), (0.5, [20.0, 22.0])):
+        for seed, final in enumerate(finals):
+            write_run(runs, f"lr={lr},seed={seed}", [final], lr=lr, seed=seed)
+    md, out = report(tmp_path, runs)
+    acc = pd.read_csv(out / "accuracy.csv").set_index("variant")
+    assert sorted(acc.index) == ["optim.lr=0.1", "optim.lr=0.5"]
+    assert acc.loc["optim.lr=0.1", "top1_err_mean"] == 7.5 and acc.loc["optim.lr=0.5", "top1_err_mean"] == 21.0
+    assert (acc.n_seeds == 2).all()
+    assert "configs differ in optim.lr" in md.read_text()
+
+
+def test_running_and_failed_runs_are_listed_but_not_counted(tmp_path):
+    runs = tmp_path / "runs"
+    write_run(runs, "seed=0", [10.0, 8.0], seed=0)
+    write_run(runs, "seed=1", [10.0, 9.0], seed=1)
+    write_run(runs, "seed=2", [10.0], seed=2, status="running", planned=2)
+    write_run(runs, "seed=3", [50.0], seed=3, status="failed", planned=2)
+    md, out = report(tmp_path, runs)
+    acc = pd.read_csv(out / "accuracy.csv")
+    assert len(acc) == 1
+    row = acc.iloc[0]
+    assert (row.n_seeds, row.n_running, row.n_failed, row.top1_err_mean) == (2, 1, 1, 8.5)
+    listed = pd.read_csv(out / "runs.csv")
+    assert sorted(listed.status) == ["completed", "completed", "failed", "running"]
+    text = md.read_text()
+    assert "running (in progress, epoch 1/2)" in text and "NaN loss at step 3" in text
+    assert "2 (+1 running, 1 failed)" in text
+
+
+def test_corrupt_and_truncated_lines_are_skipped_and_counted(tmp_path):
+    runs = tmp_path / "runs"
+    run_dir = write_run(runs, "seed=0", [30.0, 20.0, 10.0])
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    lines.insert(2, "{not json")  # between epoch 1 and epoch 2
+    (run_dir / "metrics.jsonl").write_text("\n".join(lines) + '\n{"kind": "epoch", "epo')  # cut short
+    broken = runs / "seed=1"
+    broken.mkdir()
+    (broken / "run.json").write_text("{")
+    md, out = report(tmp_path, runs)
+    problems = pd.read_csv(out / "problems.csv")
+    metrics = str(run_dir / "metrics.jsonl")
+    assert sorted(problems[problems.path == metrics].line) == [3, len(lines) + 1]
+    assert set(problems.problem) >= {"corrupt line (not JSON)", "truncated last line"}
+    assert str(broken / "run.json") in set(problems.path)
+    acc = pd.read_csv(out / "accuracy.csv")
+    assert acc.top1_err_mean.tolist() == [10.0]  # the good records still count
+    text = md.read_text()
+    assert "2 line(s) skipped" in text and "2 corrupt or truncated line(s) skipped" in text
+    assert str(broken) in pd.read_csv(out / "missing.csv").run.tolist()
+
+
+def test_missing_runs_of_a_sweep_are_listed(tmp_path):
+    sweep = tmp_path / "demo-1234abcd"
+    points = [{"model.method": m, "seed": 0} for m in ("plain", "wn", "cwn")]
+    (tmp_path / "demo-1234abcd").mkdir()
+    (sweep / "sweep.json").write_text(json.dumps({"points": points}))
+    write_run(sweep, cfgmod.run_name(points[0]), [10.0], method="plain")
+    (sweep / cfgmod.run_name(points[1])).mkdir()  # dir made, run never started
+    md, out = report(tmp_path, sweep)
+    missing = pd.read_csv(out / "missing.csv").set_index("run").reason
+    assert missing.to_dict() == {str(sweep / "method=wn,seed=0"): "no run.json (never started?)",
+                                 str(sweep / "method=cwn,seed=0"): "run dir absent"}
+    assert "method=cwn,seed=0" in md.read_text()
+
+
+def test_convergence_and_error_at_fixed_epochs(tmp_path):
+    runs = tmp_path / "runs"
+    write_run(runs, "plain", [40.0, 30.0, 20.0, 12.0], method="plain")
+    write_run(runs, "cwn0", [35.0, 15.0, 11.0, 9.0], method="cwn", seed=0)
+    write_run(runs, "cwn1", [30.0, 25.0, 12.0, 10.0], method="cwn", seed=1)
+    _, out = report(tmp_path, runs)
+    conv = pd.read_csv(out / "convergence.csv").set_index("method")
+    assert (conv.target_top1_err == 12.0).all()  # plain's final error
+    # cwn seed 0 first reaches <= 12 at epoch 3, seed 1 at epoch 3; plain at epoch 4.
+    assert conv.loc["cwn", "epochs_to_target_mean"] == 3 and conv.loc["plain", "epochs_to_target_mean"] == 4
+    assert conv.loc["cwn", "wall_s_to_target_mean"] == 30.0  # 3 epochs of 10 s
+    at = pd.read_csv(out / "error_at_epochs.csv")
+    cwn = at[at.method == "cwn"].set_index("epoch")
+    assert sorted(cwn.index) == [1, 2, 3, 4]
+    assert cwn.loc[2, "val_top1_err_mean"] == 20.0
+    assert cwn.loc[2, "val_top1_err_std"] == pytest.approx(statistics.stdev([15.0, 25.0]))
+
+
+def test_throughput_scaling_across_node_counts(tmp_path):
+    runs = tmp_path / "runs"
+    write_run(runs, "w1", [10.0, 9.0], world_size=1, img_per_s_per_gpu=400.0)
+    write_run(runs, "w2", [10.0, 9.0], world_size=2, img_per_s_per_gpu=360.0)
+    md, out = report(tmp_path, runs)
+    tp = pd.read_csv(out / "throughput.csv").set_index("world_size")
+    assert tp.loc[2, "nodes"] == 2
+    assert tp.loc[2, "img_per_s"] == 720.0
+    assert tp.loc[2, "scaling_efficiency"] == pytest.approx(360 / 400)
+    assert tp.loc[2, "speedup"] == pytest.approx(720 / 400)
+    assert tp.loc[1, "scaling_efficiency"] == 1.0
+    acc = pd.read_csv(out / "accuracy.csv")
+    assert sorted(acc.variant) == ["world_size=1", "world_size=2"]  # global batch differs: not merged
+
+
+def test_overhead_csv_from_bench_jsonl(tmp_path):
+    bench = tmp_path / "bench.jsonl"
+    rows = [{"kind": "env", "gpu": {"names": ["Test GPU"]}, "torch": "2.14.1"}]
+    for variant, ms, ratio in (("plain", 17.3, 1.0), ("cwn", 18.1, 1.046)):
+        rows.append({"kind": "measurement", "shape": "paper:64x128x32x32-128x3x3", "variant": variant,
+                     "pass": "fwd+bwd", "dtype": "float32", "memory_format": "contiguous", "median_ms": ms,
+                     "iqr_ms": 0.1, "ratio_vs_plain": ratio})
+    bench.write_text("\n".join(map(json.dumps, rows)) + "\nnot json\n")
+    md, out = report(tmp_path, bench)
+    oh = pd.read_csv(out / "overhead.csv")
+    assert list(oh.columns[:7]) == ["shape", "variant", "pass", "dtype", "memory_format", "median_ms",
+                                    "ratio_vs_plain"]
+    assert oh.variant.tolist() == ["plain", "cwn"] and oh.median_ms.tolist() == [17.3, 18.1]
+    assert (oh.card == "Test GPU").all()
+    assert (out / "overhead.tex").read_text().count(r"\toprule") == 1
+    assert "1 corrupt or truncated line(s) skipped" in md.read_text()
+
+
+def test_pngs_latex_and_index_html(tmp_path):
+    runs = tmp_path / "runs"
+    for method in ("plain", "cwn"):
+        for seed in (0, 1):
+            write_run(runs, f"{method}{seed}", [40.0 - seed, 20.0, 10.0 + seed], method=method, seed=seed)
+    write_run(runs, "imagenet", [80.0, 60.0], dataset="imagenet", model="googlenet_bn", method="cwn")
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in runs.rglob("*") if p.is_file()}
+    md, out = report(tmp_path, runs)
+    pngs = sorted(out.glob("*.png"))
+    assert [p.name for p in pngs] == ["curves_cifar10_resnet56.png", "curves_imagenet_googlenet_bn.png"]
+    for png in pngs:
+        with Image.open(png) as image:
+            image.verify()
+            assert image.format == "PNG" and image.size[0] > 500
+    page = (out / "index.html").read_text()
+    assert sorted(re.findall(r'<img src="([^"]+)"', page)) == [p.name for p in pngs]
+    assert 'href="accuracy.csv"' in page and 'href="accuracy.tex"' in page
+    assert all(f"]({p.name})" in md.read_text() for p in pngs)
+    tex = (out / "accuracy.tex").read_text()
+    assert r"\toprule" in tex and r"\bottomrule" in tex and r"$\pm$" in tex and "googlenet\\_bn" in tex
+    assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in runs.rglob("*") if p.is_file()} == before
+
+
+def test_nonexistent_path_is_a_user_error(tmp_path, capsys):
+    with pytest.raises(UserError, match="nowhere"):
+        write_report([tmp_path / "nowhere"], tmp_path / "out")
+    assert main(["report", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
+    assert "nowhere: no such file or directory" in capsys.readouterr().err
+
+
+def test_cli_prints_report_path(tmp_path, capsys):
+    write_run(tmp_path / "runs", "seed=0", [10.0])
+    assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "out" / "report.md")
