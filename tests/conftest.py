@@ -6,6 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
+# The real local SLURM cluster (`slurm_cluster` fixture): tests/slurm_cluster.py.
+pytest_plugins = ["slurm_cluster"]
+
 # Triton kernels run through its interpreter when no GPU exists; the variable must be set
 # before any @triton.jit function is defined (../shared/notes/triton-interpreter.md).
 if not torch.cuda.is_available():
