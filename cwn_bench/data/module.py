@@ -19,6 +19,11 @@ from cwn_bench.data.transforms import Normalizer, feature_stats
 RawBatch = tuple[Tensor, Tensor, int]  # uint8 images [B, C, S, S], labels [B], skipped
 
 
+def image_shape(cfg: Config) -> tuple[int, int, int]:
+    """Per-sample shape ``(C, S, S)``: 1 channel with ``data.grayscale``, S = ``data.image_size``."""
+    return (1 if cfg.data.grayscale else 3, cfg.data.image_size, cfg.data.image_size)
+
+
 class DataModule:
     """Train and val batches for one rank.
 

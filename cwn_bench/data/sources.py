@@ -5,10 +5,15 @@ which keeps batches full and the replacement a pure function of the files."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import numpy as np
 from PIL import Image
 
 from cwn_bench.data.images import CorruptImageError, decode, read_encoded
+
+T = TypeVar("T")
 
 
 class FileSource:
@@ -39,14 +44,15 @@ class ArraySource:
         return img.convert("L" if self.grayscale else "RGB")
 
 
-def readable(source: FileSource | ArraySource, i: int, skip_corrupt: bool) -> tuple[int, Image.Image, int]:
-    """``(index, image, skipped)``: sample ``i``, or with ``skip_corrupt`` the next readable one
-    and how many unreadable ones were passed over. Raises CorruptImageError otherwise."""
-    for skipped in range(len(source)):
-        j = (i + skipped) % len(source)
+def first_readable(n: int, i: int, read: Callable[[int], T], skip_corrupt: bool) -> tuple[int, T, int]:
+    """``(index, read(index), skipped)`` for sample ``i`` of ``n``, or with ``skip_corrupt`` the
+    next readable one (wrapping) and how many unreadable ones were passed over. Without
+    ``skip_corrupt`` the :class:`CorruptImageError` of sample ``i`` propagates."""
+    for skipped in range(n):
+        j = (i + skipped) % n
         try:
-            return j, source.image(j), skipped
+            return j, read(j), skipped
         except CorruptImageError:
             if not skip_corrupt:
                 raise
-    raise CorruptImageError(f"all {len(source)} images", "none could be decoded")
+    raise CorruptImageError(f"all {n} images", "none could be decoded")

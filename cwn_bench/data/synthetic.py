@@ -9,7 +9,7 @@ import torch
 
 from cwn_bench.config import Config
 from cwn_bench.data.augment import mix_seed
-from cwn_bench.data.module import DataModule, RawBatch
+from cwn_bench.data.module import DataModule, RawBatch, image_shape
 
 POOL = 4  # distinct batches generated once and cycled: generation stays out of the timing
 
@@ -19,12 +19,11 @@ class SyntheticData(DataModule):
     ``data.num_classes`` classes (default 1000), ``image_size`` square images."""
 
     def __init__(self, cfg: Config, rank: int, world_size: int, device: torch.device) -> None:
-        size, channels = cfg.data.image_size, 1 if cfg.data.grayscale else 3
         super().__init__(cfg, rank, world_size, device, num_classes=cfg.data.num_classes or 1000,
-                         in_shape=(channels, size, size), train_size=cfg.data.synthetic_samples,
+                         in_shape=image_shape(cfg), train_size=cfg.data.synthetic_samples,
                          val_size=max(1, cfg.data.synthetic_samples // 4))
         gen = torch.Generator(device=device).manual_seed(mix_seed(cfg.seed, rank))
-        shape = (POOL, self.batch_size, channels, size, size)
+        shape = (POOL, self.batch_size, *self.in_shape)
         self.images = torch.randint(0, 256, shape, generator=gen, device=device, dtype=torch.uint8)
         self.labels = torch.randint(0, self.num_classes, (POOL, self.batch_size), generator=gen, device=device)
 

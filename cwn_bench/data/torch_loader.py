@@ -16,8 +16,8 @@ from torch.utils.data import DataLoader, Dataset
 from cwn_bench.config import Config
 from cwn_bench.data.augment import train_box, val_box
 from cwn_bench.data.images import CorruptImageError
-from cwn_bench.data.module import DataModule, RawBatch
-from cwn_bench.data.sources import ArraySource, FileSource, readable
+from cwn_bench.data.module import DataModule, RawBatch, image_shape
+from cwn_bench.data.sources import ArraySource, FileSource, first_readable
 from cwn_bench.data.transforms import crop_resize
 from cwn_bench.errors import UserError
 
@@ -38,7 +38,7 @@ class _Samples(Dataset):
         index, epoch = key
         size = self.data.image_size
         try:
-            j, img, skipped = readable(self.source, index, self.data.skip_corrupt)
+            j, img, skipped = first_readable(len(self.source), index, self.source.image, self.data.skip_corrupt)
         except CorruptImageError as err:
             return torch.zeros(self.channels, size, size, dtype=torch.uint8), -1, 0, str(err)
         box = val_box(self.data, *img.size) if epoch < 0 else train_box(self.data, self.seed, epoch, index, *img.size)
@@ -55,9 +55,8 @@ class TorchData(DataModule):
 
     def __init__(self, cfg: Config, rank: int, world_size: int, device: torch.device, train: Source, val: Source,
                  num_classes: int) -> None:
-        size = cfg.data.image_size
-        super().__init__(cfg, rank, world_size, device, num_classes=num_classes,
-                         in_shape=(1 if cfg.data.grayscale else 3, size, size), train_size=len(train), val_size=len(val))
+        super().__init__(cfg, rank, world_size, device, num_classes=num_classes, in_shape=image_shape(cfg),
+                         train_size=len(train), val_size=len(val))
         self.train_set, self.val_set = _Samples(train, cfg), _Samples(val, cfg)
 
     def _load(self, dataset: _Samples, keys: list[list[tuple[int, int]]]) -> Iterator[RawBatch]:

@@ -1,0 +1,164 @@
+"""``data.loader: dali``: NVIDIA DALI decodes, crops, resizes and mirrors.
+
+On a GPU the decoder is nvJPEG (``mixed``) and the batch stays on the GPU; without one the
+same graph runs CPU-only (``device_id=None``, ../shared/notes/dali-cpu.md). DALI is imported
+only by this module.
+
+Samples enter through ``fn.external_source``: a Python callback reads this rank's planned
+files (:mod:`cwn_bench.data.sharding`, the same shards as the torch loader) and gives the
+crop boxes of :mod:`cwn_bench.data.augment`. So order and augmentation are the same pure
+function of (seed, epoch, rank, world_size) as in the torch loader, and resuming at step k
+starts the plan at batch k without decoding the ones before (DALI's own reader would have
+to replay them, or restore a DALI checkpoint). Each pass (epoch, evaluation) builds a fresh
+pipeline (~0.02 s on CPU) so an abandoned pass leaves nothing queued.
+
+Bad files: the callback checks each file's header and end marker and raises a clear error
+naming it (or, with ``skip_corrupt``, substitutes the next readable file and counts it). A
+file that passes those checks but fails inside the decoder stops DALI; the error is mapped
+back to the file by decoding the failing batch's files with PIL.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from cwn_bench.config import Config
+from cwn_bench.data.augment import Box, train_box, val_box
+from cwn_bench.data.images import CorruptImageError, decode, encoded_size, read_encoded
+from cwn_bench.data.module import DataModule, RawBatch, image_shape
+from cwn_bench.data.sources import ArraySource, FileSource, first_readable
+from cwn_bench.errors import UserError
+
+try:
+    from nvidia.dali import fn, pipeline_def, types
+    from nvidia.dali.plugin.pytorch import feed_ndarray
+except ImportError as err:  # pragma: no cover - depends on the installation
+    raise UserError(f"data.loader=dali needs NVIDIA DALI ({err}); pip install 'cwn-bench[dali]' "
+                    "or use data.loader=torch") from None
+
+Source = FileSource | ArraySource
+
+
+class _Feeder:
+    """The batch callback of ``fn.external_source``: for each planned batch of indices, the
+    encoded files (or raw HWC arrays), crop anchors ``[x, y]`` and shapes ``[w, h]`` in
+    pixels, mirror flags, labels and per-sample skip counts. Raises StopIteration at the end
+    of the plan, or at the first unreadable file (kept in ``error``)."""
+
+    def __init__(self, source: Source, plan: list[list[int]], box, skip_corrupt: bool) -> None:
+        self.source, self.plan, self.box, self.skip_corrupt = source, iter(plan), box, skip_corrupt
+        self.fed: deque[list[str]] = deque()  # paths of batches handed to DALI and not yet delivered
+        self.error: CorruptImageError | None = None
+
+    def _read(self, j: int) -> tuple[np.ndarray, int, int]:
+        if isinstance(self.source, ArraySource):
+            image = self.source.images[j]
+            return image, image.shape[1], image.shape[0]
+        path = self.source.files[j]
+        data = read_encoded(path)
+        width, height = encoded_size(data, path)
+        return np.frombuffer(data, dtype=np.uint8), width, height
+
+    def __call__(self) -> tuple[list[np.ndarray], ...]:
+        batch = next(self.plan)
+        columns: tuple[list[np.ndarray], ...] = ([], [], [], [], [], [])
+        try:
+            for i in batch:
+                j, (data, width, height), skipped = first_readable(len(self.source), i, self._read, self.skip_corrupt)
+                b: Box = self.box(i, width, height)
+                for column, value in zip(columns, (data, np.array([b.x, b.y], np.float32),
+                                                   np.array([b.w, b.h], np.float32), np.array(b.flip, np.int32),
+                                                   np.array(self.source.labels[j], np.int64), np.array(skipped, np.int64))):
+                    column.append(value)
+        except CorruptImageError as err:
+            self.error = err
+            raise StopIteration from None
+        self.fed.append([self.source.files[i] for i in batch] if isinstance(self.source, FileSource) else [])
+        return columns
+
+
+@pipeline_def
+def _graph(feeder: _Feeder, size: int, grayscale: bool, encoded: bool, pad: bool, gpu: bool):  # noqa: ANN202
+    data, anchor, shape, flip, labels, skipped = fn.external_source(source=feeder, num_outputs=6, batch=True)
+    colour = types.GRAY if grayscale else types.RGB
+    window = dict(axis_names="WH", normalized_anchor=False, normalized_shape=False)
+    if encoded and not pad:  # decode only the crop window (libjpeg-turbo / nvJPEG ROI decoding)
+        images = fn.decoders.image_slice(data, anchor, shape, device="mixed" if gpu else "cpu", output_type=colour,
+                                         **window)
+    else:  # whole image, then a window that may reach outside it (zero padding)
+        if encoded:
+            images = fn.decoders.image(data, device="mixed" if gpu else "cpu", output_type=colour)
+        else:
+            images = fn.reshape(data.gpu() if gpu else data, layout="HWC")
+            if grayscale:
+                images = fn.color_space_conversion(images, image_type=types.RGB, output_type=types.GRAY)
+        images = fn.slice(images, anchor, shape, out_of_bounds_policy="pad", **window)
+    images = fn.resize(images, resize_x=size, resize_y=size, interp_type=types.INTERP_LINEAR, antialias=True)
+    images = fn.crop_mirror_normalize(images, mirror=flip, dtype=types.UINT8, output_layout="CHW")
+    return images, labels, skipped
+
+
+def _to_torch(tensor_list, device: torch.device) -> torch.Tensor:
+    dense = tensor_list.as_tensor()
+    if device.type == "cuda":
+        out = torch.empty(dense.shape(), dtype=torch.uint8, device=device)
+        feed_ndarray(dense, out, cuda_stream=torch.cuda.current_stream(device))
+        return out
+    return torch.from_numpy(np.array(dense))  # copy: DALI reuses its buffers
+
+
+def _culprit(paths: list[str], grayscale: bool, dali_error: str) -> UserError:
+    """The error for a batch DALI failed to decode: the first of its files PIL cannot decode."""
+    for path in paths:
+        try:
+            decode(read_encoded(path), path, grayscale)
+        except CorruptImageError as err:
+            return err
+    detail = next((line for line in dali_error.splitlines() if line.strip() and "pipeline" not in line), dali_error)
+    return UserError(f"DALI failed on a batch of {len(paths)} files starting with {paths[0] if paths else '?'}: {detail}")
+
+
+class DaliData(DataModule):
+    """Folder or in-memory data through a DALI pipeline (``data.workers`` CPU threads per rank)."""
+
+    def __init__(self, cfg: Config, rank: int, world_size: int, device: torch.device, train: Source, val: Source,
+                 num_classes: int) -> None:
+        super().__init__(cfg, rank, world_size, device, num_classes=num_classes, in_shape=image_shape(cfg),
+                         train_size=len(train), val_size=len(val))
+        self.train_source, self.val_source = train, val
+
+    def _run(self, source: Source, plan: list[list[int]], box) -> Iterator[RawBatch]:
+        d, gpu = self.cfg.data, self.device.type == "cuda"
+        feeder = _Feeder(source, plan, box, d.skip_corrupt)
+        pipe = _graph(feeder, d.image_size, d.grayscale, isinstance(source, FileSource), d.train_crop == "pad_crop",
+                      gpu, batch_size=self.batch_size, num_threads=max(1, d.workers), prefetch_queue_depth=2,
+                      device_id=(self.device.index or 0) if gpu else None, seed=self.cfg.seed)
+        pipe.build()
+        while True:
+            try:
+                images, labels, skipped = pipe.run()
+            except StopIteration:
+                break
+            except RuntimeError as err:
+                raise _culprit(feeder.fed[0] if feeder.fed else [], d.grayscale, str(err)) from None
+            feeder.fed.popleft()
+            yield (_to_torch(images, self.device), torch.from_numpy(np.array(labels.as_tensor())).view(-1),
+                   int(np.array(skipped.as_tensor()).sum()))
+        if feeder.error is not None:
+            raise feeder.error
+
+    def _raw_train(self, epoch: int, plan: list[list[int]]) -> Iterator[RawBatch]:
+        d, seed = self.cfg.data, self.cfg.seed
+        return self._run(self.train_source, plan, lambda i, w, h: train_box(d, seed, epoch, i, w, h))
+
+    def _raw_val(self, plan: list[list[int]]) -> Iterator[RawBatch]:
+        return self._run(self.val_source, plan, lambda i, w, h: val_box(self.cfg.data, w, h))
+
+    def _raw_train_plain(self) -> Iterator[RawBatch]:
+        n, b = self.train_size, self.batch_size
+        plan = [list(range(s, min(s + b, n))) for s in range(0, n, b)]
+        return self._run(self.train_source, plan, lambda i, w, h: val_box(self.cfg.data, w, h))
