@@ -1,0 +1,112 @@
+"""Models: parameter counts against independent counts, output shapes, method conversion."""
+
+import pytest
+import torch
+from torch import nn
+
+from cwn_bench.config import ModelConfig
+from cwn_bench.models import NAMES, build, from_config
+from cwn_bench.nn import CWNConv2d, CWNLinear, WNConv2d, WNLinear
+
+
+def conv(cin, cout, k, bias=True):
+    return cin * cout * k * k + (cout if bias else 0)
+
+
+def bn(c):
+    return 2 * c
+
+
+def count(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def googlenet_bn_count(num_classes):
+    """BN-Inception as in soumith/imagenet-multiGPU.torch models/googlenetbn.lua, transcribed
+    independently: every conv has a bias and is followed by BN (eps 1e-3)."""
+    unit = lambda cin, cout, k: conv(cin, cout, k) + bn(cout)  # noqa: E731
+    total = unit(3, 64, 7) + unit(64, 64, 1) + unit(64, 192, 3)
+    table = [  # input, 1x1, 3x3 reduce, 3x3, double reduce, double 3x3, pool projection, reduction after
+        (192, 64, 64, 64, 64, 96, 32, False), (256, 64, 64, 96, 64, 96, 64, False),
+        (320, 0, 128, 160, 64, 96, 0, True), (576, 224, 64, 96, 96, 128, 128, False),
+        (576, 192, 96, 128, 96, 128, 128, False), (576, 160, 128, 160, 128, 160, 96, False),
+        (576, 96, 128, 192, 160, 192, 96, False), (576, 0, 128, 192, 192, 256, 0, True),
+        (1024, 352, 192, 320, 160, 224, 128, False), (1024, 352, 192, 320, 192, 224, 128, False)]
+    for cin, n1, r3, n3, r33, n33, proj, reduction in table:
+        total += (unit(cin, n1, 1) if n1 else 0) + unit(cin, r3, 1) + unit(r3, n3, 3)
+        total += unit(cin, r33, 1) + unit(r33, n33, 3) + unit(n33, n33, 3) + (unit(cin, proj, 1) if proj else 0)
+        cout = n1 + n3 + n33 + (proj or cin)
+        if reduction:
+            total += unit(cout, cout, 2)
+    return total + 1024 * num_classes + num_classes
+
+
+def resnet56_count(num_classes):
+    total = conv(3, 16, 3, bias=False) + bn(16)
+    for cin, cout in ((16, 16), (16, 32), (32, 64)):
+        for i in range(9):
+            total += conv(cin if i == 0 else cout, cout, 3, False) + conv(cout, cout, 3, False) + 2 * bn(cout)
+    return total + 64 * num_classes + num_classes
+
+
+def vgg_a_count(num_classes):
+    widths = [3, 64, 128, 256, 256, 512, 512, 512, 512]
+    convs = sum(conv(a, b, 3) for a, b in zip(widths, widths[1:]))
+    return convs + (512 * 512 + 512) + bn(512) + (512 * 512 + 512) + 512 * num_classes + num_classes
+
+
+def test_parameter_counts_match_independent_counts():
+    assert count(build("googlenet_bn", 1000)) == googlenet_bn_count(1000) == 16_731_144
+    assert count(build("googlenet", 1000)) == 6_624_904  # torchvision's documented num_params
+    assert count(build("resnet56", 10, in_shape=(3, 32, 32))) == resnet56_count(10) == 853_018  # He et al.: 0.85M
+    assert count(build("vgg_a", 10, in_shape=(3, 32, 32))) == vgg_a_count(10)
+    mlp = build("mlp", 10, in_shape=(1, 32, 32))
+    assert count(mlp) == (1024 * 128 + 128) + (128 * 64 + 64) + (64 * 48 + 48) + (48 * 48 + 48) + (48 * 10 + 10)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("in_shape", [(3, 32, 32), (1, 32, 32)])
+def test_output_shape(name, in_shape):
+    model = build(name, 7, "cwn", in_shape=in_shape).eval()
+    with torch.no_grad():
+        assert model(torch.randn(2, *in_shape)).shape == (2, 7)
+
+
+def test_googlenet_bn_layout_at_224():
+    model = build("googlenet_bn", 5).eval()
+    shapes = {}
+    for name in ("stem", "body.inception3c", "body.reduce3c", "body.inception4e", "body.reduce4e", "body.inception5b"):
+        model.get_submodule(name).register_forward_hook(lambda m, i, o, name=name: shapes.update({name: o.shape[1:]}))
+    with torch.no_grad():
+        model(torch.randn(1, 3, 224, 224))
+    assert shapes == {"stem": (192, 28, 28), "body.inception3c": (576, 28, 28), "body.reduce3c": (576, 14, 14),
+                      "body.inception4e": (1024, 14, 14), "body.reduce4e": (1024, 7, 7),
+                      "body.inception5b": (1024, 7, 7)}
+    assert {m.eps for m in model.modules() if isinstance(m, nn.BatchNorm2d)} == {1e-3}
+
+
+@pytest.mark.parametrize("method, conv_type, linear_type", [("wn", WNConv2d, WNLinear), ("cwn", CWNConv2d, CWNLinear)])
+@pytest.mark.parametrize("name", NAMES)
+def test_method_converts_every_linear_map_except_kept_ones(name, method, conv_type, linear_type):
+    shape = (3, 32, 32)
+    types = {type(m) for m in build(name, 10, method, in_shape=shape).modules()}
+    assert nn.Conv2d not in types and nn.Linear not in types
+    model = build(name, 10, method, in_shape=shape, keep_first_plain=True, keep_classifier_plain=True)
+    maps = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    plain = [m for m in maps if type(m) in (nn.Conv2d, nn.Linear)]
+    assert len(plain) == 2 and maps[0] in plain and maps[-1] in plain
+    assert all(isinstance(m, (conv_type, linear_type)) for m in maps if m not in plain)
+
+
+def test_googlenet_aux_heads_and_config():
+    model = build("googlenet", 4, in_shape=(3, 64, 64), aux_logits=True)
+    out = model(torch.randn(2, 3, 64, 64))
+    assert [o.shape for o in out] == [(2, 4)] * 3
+    cfg = ModelConfig(name="mlp", method="cwn", hidden=[16, 8], keep_classifier_plain=True)
+    mlp = from_config(cfg, 3, (1, 8, 8))
+    assert type(mlp.fc1) is CWNLinear and type(mlp.classifier) is nn.Linear and mlp.fc2.out_features == 8
+
+
+def test_unknown_name_lists_choices():
+    with pytest.raises(ValueError, match="googlenet_bn"):
+        build("alexnet", 10)
