@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import socket
 import statistics
 from pathlib import Path
 
@@ -228,3 +229,36 @@ def test_cli_prints_report_path(tmp_path, capsys):
     write_run(tmp_path / "runs", "seed=0", [10.0])
     assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "out" / "report.md")
+
+
+@pytest.mark.slow
+def test_report_of_real_training_runs(tmp_path, digits_root):
+    """Three real runs of `cwn_bench.train.run` (tiny MLP, digits folder, 2 epochs of 4
+    steps): the report's numbers equal those read back from their metrics.jsonl."""
+    from cwn_bench.train import run
+
+    runs = tmp_path / "runs"
+    settings = {"model.name": "mlp", "model.hidden": [32, 16], "data.name": "digits", "data.root": str(digits_root),
+                "data.image_size": 8, "data.resize_size": 8, "data.grayscale": True, "data.workers": 0,
+                "train.epochs": 2, "train.steps_per_epoch": 4, "train.device": "cpu"}
+    finals: dict[str, list[float]] = {"plain": [], "cwn": []}
+    for method, seed in (("plain", 0), ("cwn", 0), ("cwn", 1)):
+        cfg = cfgmod.Config(seed=seed)
+        for key, value in {**settings, "model.method": method}.items():
+            cfgmod.set_value(cfg, key, value)
+        run_dir = runs / f"method={method},seed={seed}"
+        assert run(cfg, run_dir) == "completed"
+        last = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+        finals[method].append(last["val_top1_err"])
+    md, out = report(tmp_path, runs)
+    acc = pd.read_csv(out / "accuracy.csv").set_index("method")
+    assert acc.loc["cwn", "n_seeds"] == 2 and acc.loc["plain", "n_seeds"] == 1
+    assert acc.loc["cwn", "top1_err_mean"] == pytest.approx(statistics.mean(finals["cwn"]))
+    assert acc.loc["cwn", "top1_err_std"] == pytest.approx(statistics.stdev(finals["cwn"]))
+    assert acc.loc["plain", "top1_err_mean"] == pytest.approx(finals["plain"][0])
+    listed = pd.read_csv(out / "runs.csv", dtype=str)
+    assert (listed.status == "completed").all() and (listed.restarts == "0").all()
+    assert listed.git_commit.notna().all() and (listed.hostnames == socket.gethostname()).all()
+    assert (pd.read_csv(out / "throughput.csv").img_per_s_per_gpu > 0).all()
+    with Image.open(out / "curves_digits_mlp.png") as image:
+        image.verify()

@@ -32,21 +32,25 @@ def _text(value: Any) -> str:
     return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
-def env_summary(env: dict[str, Any]) -> dict[str, str]:
-    """Versions, card, hosts, git commit and SLURM ids as short strings ("" if absent)."""
-    commit = _text(_get(env, "git.commit"))[:12]
+def env_summary(env: dict[str, Any], attempts: list[Any]) -> dict[str, str]:
+    """Versions, card, hosts, git commit and SLURM ids as short strings ("" if absent).
+    ``attempts`` is run.json's list of starts (one per requeue or resume), each with its
+    own ``slurm`` ids; restarts = starts - 1 (else SLURM_RESTART_COUNT)."""
+    commit = _text(_get(env, "git.commit") or env.get("git_commit"))[:12]
     if commit and _get(env, "git.dirty"):
         commit += "+dirty"
+    starts = [a for a in attempts if isinstance(a, dict)]
+    jobs = [_text(_get(a, "slurm.SLURM_JOB_ID")) for a in starts] or [_text(_get(env, "slurm.SLURM_JOB_ID"))]
     array = _text(_get(env, "slurm.SLURM_ARRAY_JOB_ID"))
     task = _text(_get(env, "slurm.SLURM_ARRAY_TASK_ID"))
     return {
         "git_commit": commit,
         "hostnames": _text(env.get("hostnames")),
-        "slurm_job_id": _text(_get(env, "slurm.SLURM_JOB_ID")),
+        "slurm_job_id": ",".join(dict.fromkeys(j for j in jobs if j)),
         "slurm_array": f"{array}_{task}" if array and task else array,
-        "slurm_restarts": _text(_get(env, "slurm.SLURM_RESTART_COUNT")),
+        "restarts": str(len(starts) - 1) if starts else _text(_get(env, "slurm.SLURM_RESTART_COUNT")),
         "device": device_name(env),
-        "gpu_driver": _text(_get(env, "gpu.driver")),
+        "gpu_driver": _text(_get(env, "gpu.driver") or env.get("driver")),
         "torch": _text(env.get("torch")),
         "cuda": _text(env.get("cuda")),
         "cudnn": _text(env.get("cudnn")),

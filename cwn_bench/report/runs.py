@@ -120,6 +120,7 @@ def read_run(run_dir: Path, problems: list[Problem]) -> tuple[dict[str, Any], li
         "last_epoch": last,
         "planned_epochs": planned if isinstance(planned, int) else pd.NA,
         "env": env,
+        "attempts": run.get("attempts") if isinstance(run.get("attempts"), list) else [],
         "config": flat,
     }
     return row, epochs

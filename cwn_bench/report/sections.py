@@ -103,8 +103,9 @@ def throughput_section(tp: pd.DataFrame) -> Section:
         "img/s per GPU": [mean_std(m, s, 0) for m, s in zip(tp.img_per_s_per_gpu, tp.img_per_s_per_gpu_std)],
         "scaling eff. (%)": (100 * tp.scaling_efficiency).map(lambda x: num(x, 0)),
         "speedup": tp.speedup.map(lambda x: f"{num(x)}x" if not pd.isna(x) else ""),
-        "data time / epoch (s)": tp.data_time_s.map(lambda x: num(x, 1)),
-        "epoch wall (s)": tp.epoch_wall_s.map(lambda x: num(x, 1))})
+        "data wait (%)": (100 * tp.data_wait_share).map(lambda x: num(x, 0)),
+        "epoch wall (s)": tp.epoch_wall_s.map(lambda x: num(x, 1)),
+        "peak GPU mem (GiB)": tp.peak_gpu_mem_gib.map(lambda x: num(x, 1))})
     note = ("Median over each run's epochs (the first left out when there are more), mean over runs. "
             "Scaling efficiency: img/s per GPU relative to the same config on the fewest GPUs.")
     return Section("throughput", "Throughput", note, table, latex=True)
@@ -136,7 +137,7 @@ def runs_section(rp: pd.DataFrame) -> Section:
         "run": rp.run, "status": rp.apply(status, axis=1), "seed": rp.seed.astype(str), "method": rp.method,
         "variant": rp.variant, "config": rp.config_hash.str[:8], "GPUs": rp.world_size.astype(str),
         "hosts": rp.hostnames, "git commit": rp.git_commit, "SLURM job": rp.slurm_job_id,
-        "array": rp.slurm_array, "restarts": rp.slurm_restarts, "device": rp.device, "torch": rp.torch,
+        "array": rp.slurm_array, "restarts": rp.restarts, "device": rp.device, "torch": rp.torch,
         "CUDA": rp.cuda})
     return Section("runs", "Runs and reproducibility", "Every run read, with the environment it ran in "
                    "(full versions in runs.csv).", table)

@@ -118,20 +118,25 @@ def error_at_epochs(epochs: pd.DataFrame) -> pd.DataFrame:
 
 
 def throughput(epochs: pd.DataFrame) -> pd.DataFrame:
-    """Per group (config and world size): median img/s and img/s per GPU over epochs
-    (the first epoch left out when there are more, it holds warm-up and compilation),
-    averaged over runs; ``scaling_efficiency`` = per-GPU rate / per-GPU rate of the same
-    config on the fewest GPUs, ``speedup`` = total rate / that config's total rate."""
-    live = _with(epochs[epochs.status.isin(LIVE)], "img_per_s", "img_per_s_per_gpu", "data_time_s", "wall_s")
+    """Per group (config and world size): median img/s, img/s per GPU and share of time
+    waiting for data over epochs (the first left out when there are more: it holds
+    warm-up and compilation), averaged over runs; peak GPU memory, max over runs.
+    ``scaling_efficiency`` = per-GPU rate / per-GPU rate of the same config on the fewest
+    GPUs; ``speedup`` = total rate / that config's total rate."""
+    metrics = ["img_per_s", "img_per_s_per_gpu", "data_wait_share", "data_time_s", "wall_s", "peak_gpu_mem_gib"]
+    live = _with(epochs[epochs.status.isin(LIVE)], *metrics)
     if live.empty:
         return pd.DataFrame(columns=[*GROUP_KEYS, "world_size", "nodes", "img_per_s_per_gpu"])
+    live = live.assign(data_wait_share=live.data_wait_share.fillna(live.data_time_s / live.wall_s))
     steady = live[(live.epoch > 1) | (live.groupby("run").epoch.transform("max") == 1)]
-    per_run = steady.groupby([*GROUP_KEYS, "world_size", "nodes", "run"], dropna=False)[
-        ["img_per_s", "img_per_s_per_gpu", "data_time_s", "wall_s"]].median()
+    per_run = steady.groupby([*GROUP_KEYS, "world_size", "nodes", "run"], dropna=False)[metrics].median()
+    per_run["peak_gpu_mem_gib"] = steady.groupby([*GROUP_KEYS, "world_size", "nodes", "run"],
+                                                 dropna=False).peak_gpu_mem_gib.max()
     table = per_run.groupby(level=[*GROUP_KEYS, "world_size", "nodes"], dropna=False).agg(
         n_runs=("img_per_s", "size"), img_per_s=("img_per_s", "mean"),
         img_per_s_per_gpu=("img_per_s_per_gpu", "mean"), img_per_s_per_gpu_std=("img_per_s_per_gpu", "std"),
-        data_time_s=("data_time_s", "mean"), epoch_wall_s=("wall_s", "mean")).reset_index()
+        data_wait_share=("data_wait_share", "mean"), epoch_wall_s=("wall_s", "mean"),
+        peak_gpu_mem_gib=("peak_gpu_mem_gib", "max")).reset_index()
     table["config"] = table.group.str.split("-w").str[0]
     base = table.sort_values("world_size").groupby("config")[["img_per_s_per_gpu", "img_per_s"]].transform("first")
     table["scaling_efficiency"] = table.img_per_s_per_gpu / base.img_per_s_per_gpu
@@ -161,6 +166,6 @@ def reproducibility(runs: pd.DataFrame) -> pd.DataFrame:
     fields that pin the result (git commit, hosts, SLURM ids and restarts, versions)."""
     keep = ["run", "status", "reason", "note", "seed", "dataset", "model", "method", "variant",
             "config_hash", "world_size", "nodes", "last_epoch", "planned_epochs"]
-    env = pd.DataFrame([env_summary(e) for e in runs.env], index=runs.index)
+    env = pd.DataFrame([env_summary(e, a) for e, a in zip(runs.env, runs.attempts)], index=runs.index)
     table = pd.concat([runs[keep].assign(config_hash=runs.config_hash.str[:12]), env], axis=1)
     return ordered(table, ["seed"])
