@@ -25,6 +25,26 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+EXIT_PREEMPTED = 3  # `train` stopped by SIGTERM/SIGUSR2 after a checkpoint: requeue it
+
+
+def default_run_dir(path: str, cfg: cfgmod.Config) -> Path:
+    """``runs/<name>/<swept values>``: ``runs/demo/method=cwn,seed=0`` for the base values
+    (or overrides) of the file's sweep keys, ``runs/<name>/run`` when it has no sweep."""
+    swept = cfgmod.load_config(path).sweep
+    return Path("runs") / cfg.name / cfgmod.run_name({k: cfgmod.get(cfg, k) for k in swept})
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from cwn_bench.train import PREEMPTED, run  # torch: imported only when used
+
+    cfg = cfgmod.load_config(args.config, args.overrides)
+    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(args.config, cfg)
+    cfg.sweep = {}  # `train` runs the base values alone
+    print(run_dir, flush=True)
+    return EXIT_PREEMPTED if run(cfg, run_dir) == PREEMPTED else 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from cwn_bench.report import write_report  # pandas + matplotlib: imported only when used
 
@@ -40,6 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="experiment YAML")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, value parsed as YAML")
     p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("train", help="one training run (a rank of a distributed run under torchrun/SLURM)",
+                       description="Train one run; prints the run dir. Exit 0 when completed, "
+                                   f"{EXIT_PREEMPTED} when stopped by SIGTERM/SIGUSR2 after a checkpoint "
+                                   "(run it again to resume), 2 on bad input or a non-finite loss.")
+    p.add_argument("config", help="experiment YAML")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, value parsed as YAML")
+    p.add_argument("--run-dir", help="run directory (default: runs/<name>/<swept values>); resumed if it exists")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("report", help="tables, curves and a reproducibility report from run dirs and bench JSONL")
     p.add_argument("paths", nargs="+", metavar="PATH", help="run dirs, sweep dirs, folders of them, bench .jsonl")

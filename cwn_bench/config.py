@@ -73,6 +73,7 @@ class SchedConfig:
     name: Literal["constant", "exp", "step", "cosine"] = "exp"
     lr_end: float = 1e-4  # exp: lr(e) = lr * (lr_end / lr) ** (e / epochs)
     step_epochs: int = 30  # step: multiply by gamma every step_epochs
+    milestones: list[float] = field(default_factory=list)  # step: ...or at these epochs instead
     gamma: float = 0.1
     warmup_epochs: float = 0.0  # linear warm-up from 0 (cosine and step)
 
@@ -90,6 +91,7 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     steps_per_epoch: int | None = None  # cap on train steps per epoch (smoke runs)
     checkpoint_minutes: float = 10.0  # also checkpoint mid-epoch this often
+    checkpoint_every_steps: int | None = None  # and/or every this many steps (tests, short jobs)
     keep_checkpoints: int = 2
     log_every: int = 50  # steps between plain progress lines
 

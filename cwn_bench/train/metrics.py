@@ -1,0 +1,163 @@
+"""Epoch accumulators, ``metrics.jsonl`` and progress output.
+
+``metrics.jsonl`` holds one JSON object per line, written by rank 0 only: ``"epoch"``
+records (one per finished epoch) and ``"step"`` records (every ``train.log_every``
+steps).  On resume the file is cut back to what the checkpoint covers, so an epoch
+record is never duplicated or lost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from cwn_bench.errors import UserError
+from cwn_bench.train.distributed import DistEnv, all_reduce_
+
+
+class EpochMeter:
+    """Running sums of one training epoch, kept per rank on the device (no sync per step).
+
+    ``sums`` = [sum of batch-mean losses, correct top-1, images seen] in float64.  In a
+    checkpoint the sums are reduced over ranks and stored by rank 0; on resume rank 0
+    starts from the totals and the other ranks from zero, so the epoch's final reduction
+    equals the uninterrupted one.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.sums = torch.zeros(3, dtype=torch.float64, device=device)
+        self.steps = 0
+        self.train_s = 0.0  # wall time of the training steps, data wait included (rank 0)
+        self.data_s = 0.0  # time spent waiting for the loader
+
+    def add(self, loss: torch.Tensor, correct: torch.Tensor, n: int, step_s: float, data_s: float) -> None:
+        self.sums += torch.stack([loss.detach().double(), correct.double(),
+                                  torch.tensor(float(n), dtype=torch.float64, device=loss.device)])
+        self.steps += 1
+        self.train_s += step_s
+        self.data_s += data_s
+
+    def state_dict(self, env: DistEnv) -> dict[str, Any]:
+        """Collective: every rank must call it."""
+        return {"sums": all_reduce_(self.sums.clone(), env).cpu(), "steps": self.steps,
+                "train_s": self.train_s, "data_s": self.data_s}
+
+    def load_state_dict(self, state: dict[str, Any], env: DistEnv) -> None:
+        if env.is_main:
+            self.sums.copy_(state["sums"])
+        self.steps = state["steps"]
+        self.train_s, self.data_s = state["train_s"], state["data_s"]
+
+    def summary(self, env: DistEnv) -> dict[str, float]:
+        """Collective.  Train loss is the mean over batches (and ranks), errors in percent,
+        speeds in images per second over all ranks."""
+        loss_sum, correct, seen = all_reduce_(self.sums.clone(), env).tolist()
+        train_s, data_s = max(self.train_s, 1e-9), self.data_s
+        return {
+            "train_loss": loss_sum / max(self.steps * env.world_size, 1),
+            "train_top1_err": 100.0 * (1.0 - correct / max(seen, 1.0)),
+            "img_per_s": seen / train_s,
+            "img_per_s_per_gpu": seen / train_s / env.world_size,
+            "img_per_s_compute": seen / max(train_s - data_s, 1e-9),  # loader wait left out
+            "data_time_s": data_s,
+            "data_wait_share": data_s / train_s,
+            "train_s": train_s,
+        }
+
+
+class MetricsLog:
+    """Appends JSON lines to ``path`` (rank 0 only; other ranks write nothing)."""
+
+    def __init__(self, path: Path, enabled: bool) -> None:
+        self.path = path
+        self.enabled = enabled
+
+    def write(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def last(self, kind: str) -> dict[str, Any] | None:
+        """The last record of ``kind`` (rank 0; None elsewhere or when there is none)."""
+        if not self.enabled or not self.path.exists():
+            return None
+        found = None
+        for line in self.path.read_text().splitlines():
+            rec = json.loads(line)
+            found = rec if rec.get("kind") == kind else found
+        return found
+
+    def truncate(self, epochs_done: int, global_step: int) -> None:
+        """Keep only the records a checkpoint at (``epochs_done``, ``global_step``) covers;
+        drop a half-written last line (a kill mid-write).  Rewrites the file atomically."""
+        if not self.enabled or not self.path.exists():
+            return
+        lines = self.path.read_text().splitlines()
+        kept = []
+        for i, line in enumerate(lines, 1):
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                if i == len(lines):
+                    print(f"{self.path}: dropping a half-written last line", file=sys.stderr)
+                    break
+                raise UserError(f"{self.path}: line {i} is not valid JSON; expected one record per line") from None
+            if (rec.get("kind") == "epoch" and rec["epoch"] <= epochs_done) or \
+               (rec.get("kind") != "epoch" and rec.get("step", 0) <= global_step):
+                kept.append(line)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        os.replace(tmp, self.path)
+
+
+class Progress:
+    """A tqdm bar when stderr is a terminal, else a plain line every ``every`` steps
+    (readable in SLURM logs).  Silent on ranks other than 0."""
+
+    def __init__(self, enabled: bool, every: int, epochs: int) -> None:
+        self.enabled, self.every, self.epochs = enabled, max(every, 1), epochs
+        self.tty = sys.stderr.isatty()
+        self.bar: tqdm | None = None
+
+    def start_epoch(self, epoch: int, steps: int, start_step: int) -> None:
+        self.epoch, self.steps, self.t0, self.start = epoch, steps, time.perf_counter(), start_step
+        if self.enabled and self.tty:
+            self.bar = tqdm(total=steps, initial=start_step, desc=f"epoch {epoch + 1}/{self.epochs}",
+                            file=sys.stderr, dynamic_ncols=True, leave=False)
+
+    def step(self, step: int, loss: float, lr: float, img_per_s: float, data_share: float) -> None:
+        """``step`` counts steps done in this epoch (1-based)."""
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.3g}", img_s=f"{img_per_s:.0f}", refresh=False)
+            self.bar.update(step - self.bar.n)
+            return
+        elapsed = time.perf_counter() - self.t0
+        eta = elapsed / max(step - self.start, 1) * (self.steps - step)
+        print(f"epoch {self.epoch + 1}/{self.epochs} step {step}/{self.steps}  loss {loss:.4f}  lr {lr:.4g}  "
+              f"{img_per_s:.0f} img/s  data {100 * data_share:.0f}%  eta {eta:.0f}s", file=sys.stderr, flush=True)
+
+    def wants(self, step: int) -> bool:
+        return self.enabled and (step % self.every == 0 or self.bar is not None)
+
+    def end_epoch(self, rec: dict[str, Any]) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        if self.enabled:
+            print(f"epoch {rec['epoch']}/{self.epochs}: train loss {rec['train_loss']:.4f} "
+                  f"top-1 err {rec['train_top1_err']:.2f}% | val loss {rec['val_loss']:.4f} "
+                  f"top-1 err {rec['val_top1_err']:.2f}% top-5 err {rec['val_top5_err']:.2f}% | "
+                  f"{rec['img_per_s']:.0f} img/s ({rec['img_per_s_per_gpu']:.0f}/gpu), "
+                  f"data wait {100 * rec['data_wait_share']:.0f}%, {rec['wall_s']:.1f}s", file=sys.stderr, flush=True)

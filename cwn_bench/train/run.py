@@ -1,0 +1,254 @@
+"""One training run: ``run(cfg, run_dir) -> "completed" | "preempted"``.
+
+Top to bottom: read run.json (skip a completed run), join the process group, build
+data, model, optimizer; resume from the newest checkpoint; then per epoch train,
+evaluate, append the epoch record, checkpoint.  Rank 0 alone writes files; every
+decision to checkpoint, stop or fail is agreed by all ranks at a step boundary (one
+small all-reduce per step, which is also the step's sync point for timing).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+
+from cwn_bench import data as datamod
+from cwn_bench import models
+from cwn_bench.config import Config, config_hash, to_dict
+from cwn_bench.errors import UserError
+from cwn_bench.train import checkpoint, distributed, envinfo, record, rng
+from cwn_bench.train.distributed import DistEnv
+from cwn_bench.train.loop import Engine, evaluate, train_one_epoch
+from cwn_bench.train.metrics import EpochMeter, MetricsLog, Progress
+from cwn_bench.train.optim import build_optimizer, lr_at
+from cwn_bench.train.stopping import DEFAULT_SIGNALS, StopRequest
+
+COMPLETED, PREEMPTED = "completed", "preempted"
+AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class TrainingFailed(UserError):
+    """The loss became NaN/inf: run.json says ``failed`` with the step; checkpoints kept."""
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _torch_flags(cfg: Config) -> None:
+    """Deterministic mode, or cudnn.benchmark (autotuning: fastest, not repeatable)."""
+    det = cfg.train.deterministic
+    if det and torch.cuda.is_available():
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS' deterministic workspace
+    torch.use_deterministic_algorithms(det)
+    torch.backends.cudnn.deterministic = det
+    torch.backends.cudnn.benchmark = cfg.train.cudnn_benchmark and not det
+
+
+class Trainer:
+    """State of one run on one rank; implements :class:`cwn_bench.train.loop.Control`."""
+
+    def __init__(self, cfg: Config, run_dir: Path, env: DistEnv, stop: StopRequest) -> None:
+        self.cfg, self.run_dir, self.env, self.stop = cfg, run_dir, env, stop
+        self.ckpt_dir = run_dir / "checkpoints"
+        _torch_flags(cfg)
+        rng.seed_all(cfg.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
+        self.data = datamod.build(cfg, env.rank, env.world_size, env.device)
+        self.steps = min(self.data.steps_per_epoch, cfg.train.steps_per_epoch or self.data.steps_per_epoch)
+        if self.steps < 1:
+            raise UserError(f"{cfg.data.root or cfg.data.name}: {self.data.train_size} training images give "
+                            f"no full batch of train.batch_size={cfg.train.batch_size} per rank")
+        model = models.from_config(cfg.model, self.data.num_classes, self.data.in_shape).to(env.device)
+        if cfg.train.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        net: nn.Module = model
+        if env.distributed:
+            net = DistributedDataParallel(model, device_ids=[env.device.index] if env.device.type == "cuda" else None)
+        if cfg.train.compile:
+            net = torch.compile(net)
+        amp = AMP_DTYPES[cfg.train.amp]
+        self.eng = Engine(model, net, nn.CrossEntropyLoss(label_smoothing=cfg.train.label_smoothing),
+                          build_optimizer(model, cfg.optim),
+                          torch.amp.GradScaler(env.device.type, enabled=cfg.train.amp == "fp16"),
+                          env.device, amp, cfg.train.channels_last)
+        rng.seed_all(cfg.seed + 7919 * env.rank)  # per-rank stream for dropout and the like
+        self.epoch = 0  # epoch in progress, 0-based
+        self.meter = EpochMeter(env.device)
+        self.log = MetricsLog(run_dir / "metrics.jsonl", env.is_main)
+        self.progress = Progress(env.is_main, cfg.train.log_every, cfg.train.epochs)
+        self.resumed_from = self.resume()
+        self.last_save = time.monotonic()
+
+    # ------------------------------------------------------------------ files
+
+    @property
+    def global_step(self) -> int:
+        return self.epoch * self.steps + self.meter.steps
+
+    def run_record(self, status: str, reason: str | None = None, **extra: Any) -> None:
+        """Collective (gathers host names the first time); rank 0 writes run.json."""
+        if not hasattr(self, "_record"):
+            hosts = distributed.all_gather(envinfo.host(), self.env)
+            previous = record.read(self.run_dir) if self.env.is_main else None
+            attempt = {"started": _now(), "hostnames": sorted(set(hosts)), "resumed_from": self.resumed_from,
+                       "slurm": {k: os.environ.get(k) for k in envinfo.SLURM_VARS}}
+            cfg, data = self.cfg, self.data
+            self._record = {
+                "config": to_dict(cfg), "seed": cfg.seed, "config_hash": config_hash(cfg),
+                "status": status, "reason": None, "env": envinfo.capture(hosts),
+                "world_size": self.env.world_size, "batch_size_per_rank": cfg.train.batch_size,
+                "global_batch": cfg.train.batch_size * self.env.world_size, "steps_per_epoch": self.steps,
+                "device": str(self.env.device), "num_params": sum(p.numel() for p in self.eng.model.parameters()),
+                "train_size": data.train_size, "val_size": data.val_size, "skipped": data.skipped,
+                "created": (previous or {}).get("created", _now()),
+                "attempts": (previous or {}).get("attempts", []) + [attempt],
+            }
+        self._record.update(status=status, reason=reason, updated=_now(), **extra)
+        if self.env.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            record.write(self.run_dir, self._record)
+
+    def save(self) -> None:
+        """Collective checkpoint of the current position; rank 0 writes, all wait for it."""
+        meter = self.meter.state_dict(self.env)
+        rngs = distributed.all_gather(rng.get_state(self.env.device), self.env)
+        if self.env.is_main:
+            state = {"format": 1, "model": self.eng.model.state_dict(), "optimizer": self.eng.optimizer.state_dict(),
+                     "scaler": self.eng.scaler.state_dict(), "epoch": self.epoch, "global_step": self.global_step,
+                     "meter": meter, "rng": rngs, "world_size": self.env.world_size}
+            checkpoint.save(state, self.ckpt_dir, self.global_step, self.cfg.train.keep_checkpoints)
+        distributed.barrier(self.env)
+        self.last_save = time.monotonic()
+
+    def resume(self) -> str | None:
+        """Load the newest readable checkpoint (if any); cut metrics.jsonl back to it."""
+        found = checkpoint.load_latest(self.ckpt_dir) if self.env.is_main else None
+        path = distributed.broadcast(str(found[1]) if found else None, self.env)
+        if path is None:
+            self.log.truncate(0, 0)
+            return None
+        state = found[0] if found else checkpoint.load(Path(path))
+        self.eng.model.load_state_dict(state["model"])
+        self.eng.optimizer.load_state_dict(state["optimizer"])
+        self.eng.scaler.load_state_dict(state["scaler"])
+        self.epoch = state["epoch"]
+        self.meter.load_state_dict(state["meter"], self.env)
+        if state["world_size"] == self.env.world_size:
+            rng.set_state(state["rng"][self.env.rank], self.env.device)
+        elif self.env.is_main:
+            print(f"{path}: saved with {state['world_size']} rank(s), resuming with {self.env.world_size}; "
+                  "random streams re-seeded, the run is no longer bitwise repeatable", file=sys.stderr)
+        self.log.truncate(self.epoch, state["global_step"])
+        if self.env.is_main:
+            print(f"resuming from {path}: epoch {self.epoch + 1}, step {self.meter.steps}/{self.steps}",
+                  file=sys.stderr)
+        return Path(path).name
+
+    # ------------------------------------------------------------------ Control
+
+    def lr(self, epoch: int, step: int) -> float:
+        return lr_at(epoch * self.steps + step, self.steps, self.cfg.train.epochs, self.cfg.optim.lr, self.cfg.sched)
+
+    def sync(self, loss: Tensor | None = None) -> tuple[bool, bool, bool]:
+        """(stop requested, loss non-finite, checkpoint due), the same on every rank.
+        Rank 0's clock decides "due"; ``.tolist()`` waits for the step's GPU work."""
+        every = self.cfg.train.checkpoint_every_steps
+        due = self.env.is_main and (time.monotonic() - self.last_save >= 60 * self.cfg.train.checkpoint_minutes
+                                    or bool(every and (self.global_step + 1) % every == 0))
+        flags = torch.tensor([float(self.stop.requested), 0.0, float(due)]).to(self.env.device)
+        if loss is not None:
+            flags[1] = (~torch.isfinite(loss)).float()
+        distributed.all_reduce_(flags, self.env, torch.distributed.ReduceOp.MAX)
+        stop, bad, due = (v > 0 for v in flags.tolist())
+        return stop, bad, due
+
+    def after_step(self, flags: tuple[bool, bool, bool], epoch: int, meter: EpochMeter, loss: Tensor,
+                   lr: float) -> bool:
+        stop, bad, due = flags
+        if bad:
+            self.fail(f"non-finite training loss ({loss.item()}) at epoch {epoch + 1} step {meter.steps} "
+                      f"(global step {self.global_step}); the last good checkpoint is kept")
+        if self.progress.wants(meter.steps):  # rank 0's view of the epoch so far, no extra sync
+            img_per_s = self.cfg.train.batch_size * self.env.world_size * meter.steps / max(meter.train_s, 1e-9)
+            self.progress.step(meter.steps, loss.item(), lr, img_per_s, meter.data_s / max(meter.train_s, 1e-9))
+        if self.env.is_main and meter.steps % max(self.cfg.train.log_every, 1) == 0:
+            self.log.write({"kind": "step", "epoch": epoch + 1, "step": self.global_step, "lr": lr,
+                            "loss": loss.item()})
+        if stop or due:
+            self.save()
+        return not stop
+
+    def fail(self, reason: str) -> None:
+        self.run_record("failed", reason)
+        raise TrainingFailed(f"{self.run_dir}: {reason}")
+
+    # ------------------------------------------------------------------ main flow
+
+    def fit(self) -> str:
+        self.run_record("running")
+        try:
+            return self.epochs()
+        except TrainingFailed:
+            raise
+        except Exception as err:  # recorded for the report; the traceback still propagates
+            self.run_record("failed", f"{type(err).__name__}: {err}")
+            raise
+
+    def epochs(self) -> str:
+        cfg, env, eng = self.cfg, self.env, self.eng
+        for epoch in range(self.epoch, cfg.train.epochs):
+            if env.device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(env.device)
+            self.progress.start_epoch(epoch, self.steps, self.meter.steps)
+            batches = self.data.train_batches(epoch, self.meter.steps)
+            if not train_one_epoch(eng, batches, epoch, self.steps, self.meter, self):
+                return PREEMPTED
+            t_eval = time.perf_counter()
+            val = evaluate(eng, self.data.val_batches(), env)
+            train = self.meter.summary(env)
+            eval_s = time.perf_counter() - t_eval
+            peak = torch.cuda.max_memory_allocated(env.device) / 2**30 if env.device.type == "cuda" else None
+            rec = {"kind": "epoch", "epoch": epoch + 1, "step": (epoch + 1) * self.steps,
+                   "lr": self.lr(epoch, self.steps - 1), **train, **val, "eval_s": eval_s,
+                   "wall_s": train["train_s"] + eval_s, "peak_gpu_mem_gib": peak}
+            self.log.write(rec)  # before the checkpoint: a crash in between re-runs (and re-logs) the epoch
+            self.progress.end_epoch(rec)
+            self.epoch, self.meter = epoch + 1, EpochMeter(env.device)
+            self.save()
+            if self.sync()[0]:
+                return PREEMPTED
+        self.run_record("completed", final=self.log.last("epoch"))
+        return COMPLETED
+
+
+def run(cfg: Config, run_dir: str | Path, signals: Iterable[int] = DEFAULT_SIGNALS) -> str:
+    """Train ``cfg`` in ``run_dir`` (created) as this process's rank; resume from its
+    checkpoints.  Returns "completed" (also when run.json already says so) or
+    "preempted" (a signal in ``signals`` arrived; a checkpoint was written and the
+    caller should requeue).  Raises TrainingFailed on a non-finite loss."""
+    run_dir = Path(run_dir)
+    previous = record.read(run_dir)
+    record.check_same_experiment(previous, cfg, run_dir)
+    if previous and previous["status"] == COMPLETED:
+        print(f"{run_dir}: already completed, skipping", file=sys.stderr)
+        return COMPLETED
+    env = distributed.init(cfg.train.device)
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
+             torch.backends.cudnn.benchmark)
+    try:
+        with StopRequest(signals) as stop:
+            trainer = Trainer(cfg, run_dir, env, stop)
+            return trainer.fit()
+    finally:
+        torch.use_deterministic_algorithms(saved[0])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[1:]
+        distributed.shutdown(env)
