@@ -67,7 +67,7 @@ def test_parameter_counts_match_independent_counts():
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("in_shape", [(3, 32, 32), (1, 32, 32)])
 def test_output_shape(name, in_shape):
-    model = build(name, 7, "cwn", in_shape=in_shape).eval()
+    model = build(name, 7, "wn" if in_shape[0] == 1 else "plain", in_shape=in_shape).eval()
     with torch.no_grad():
         assert model(torch.randn(2, *in_shape)).shape == (2, 7)
 

@@ -1,0 +1,166 @@
+"""Data: the digits folder, the torch and synthetic loaders, sharding, determinism and exact
+resume, dataset standardisation, CIFAR/SVHN files. Everything goes through data.build."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cwn_bench.config import from_dict
+from cwn_bench.data import build, make_digits_dataset, sharding
+from cwn_bench.errors import UserError
+
+
+def config(root, **data):
+    batch = data.pop("batch_size", 32)
+    return from_dict({"seed": data.pop("seed", 0), "data": {"root": str(root), "image_size": 32, "workers": 0, **data},
+                      "train": {"batch_size": batch}})
+
+
+def concat(batches):
+    images, labels = zip(*batches)
+    return torch.cat(images), torch.cat(labels)
+
+
+def test_digits_folder_layout(digits_root):
+    for split, count in (("train", 1442), ("val", 355)):
+        files = sorted((digits_root / split).glob("*/*.jpg"))
+        assert len(files) == count
+        assert sorted({f.parent.name for f in files}) == [str(d) for d in range(10)]
+    with Image.open(files[0]) as img:
+        assert img.format == "JPEG" and img.size == (32, 32) and img.mode == "RGB"
+    with pytest.raises(UserError, match="already exists"):
+        make_digits_dataset(digits_root)
+
+
+def test_torch_loader_batches(digits_root):
+    dm = build(config(digits_root, workers=2))
+    assert (dm.num_classes, dm.in_shape, dm.train_size, dm.val_size) == (10, (3, 32, 32), 1442, 355)
+    assert dm.steps_per_epoch == 1442 // 32
+    images, labels = next(iter(dm.train_batches(0)))
+    assert images.shape == (32, 3, 32, 32) and images.dtype == torch.float32
+    assert labels.dtype == torch.int64 and 0 <= labels.min() and labels.max() < 10
+    assert -3 < images.mean() < 3 and images.std() > 0.3  # ImageNet-normalised, not raw 0..255
+
+
+def test_order_and_augmentation_are_a_function_of_seed_and_epoch_and_resume_is_exact(digits_root):
+    dm = build(config(digits_root, batch_size=64))
+    epoch1 = list(dm.train_batches(1))
+    assert len(epoch1) == dm.steps_per_epoch == 22
+    resumed = list(build(config(digits_root, batch_size=64)).train_batches(1, start_step=19))
+    assert len(resumed) == 3
+    for (a, la), (b, lb) in zip(epoch1[19:], resumed):
+        assert torch.equal(a, b) and torch.equal(la, lb)
+    other_epoch, other_seed = next(iter(dm.train_batches(2))), next(iter(build(config(digits_root, batch_size=64, seed=1)).train_batches(1)))
+    assert not torch.equal(other_epoch[0], epoch1[0][0]) and not torch.equal(other_seed[0], epoch1[0][0])
+
+
+def test_sharding_plans():
+    plans = [sharding.train_batches(103, 8, seed=3, epoch=0, rank=r, world_size=3) for r in range(3)]
+    flat = [i for plan in plans for batch in plan for i in batch]
+    assert [len(p) for p in plans] == [34 // 8] * 3 and len(set(flat)) == len(flat)  # equal steps, disjoint
+    vals = [i for r in range(3) for batch in sharding.val_batches(10, 4, r, 3) for i in batch]
+    assert vals == list(range(10))  # every val sample once, no padding
+
+
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_ranks_share_val_exactly_once_and_train_equally(digits_root, world_size):
+    full_images, full_labels = concat(build(config(digits_root)).val_batches())
+    modules = [build(config(digits_root), rank=r, world_size=world_size) for r in range(world_size)]
+    images, labels = zip(*(concat(dm.val_batches()) for dm in modules))
+    assert torch.equal(torch.cat(labels), full_labels) and torch.allclose(torch.cat(images), full_images)
+    assert {dm.steps_per_epoch for dm in modules} == {(1442 // world_size) // 32}
+    firsts = [next(iter(dm.train_batches(0)))[0] for dm in modules]
+    assert not torch.equal(firsts[0], firsts[1])
+
+
+def test_channels_last(digits_root):
+    images, _ = next(iter(build(from_dict({"data": {"root": str(digits_root), "image_size": 32, "workers": 0},
+                                           "train": {"batch_size": 8, "channels_last": True}})).train_batches(0)))
+    assert images.is_contiguous(memory_format=torch.channels_last) and not images.is_contiguous()
+
+
+def test_mlp_protocol_standardises_every_feature_with_train_statistics(digits_root):
+    dm = build(config(digits_root, grayscale=True, normalize="dataset", train_crop="resize", batch_size=64))
+    assert dm.in_shape == (1, 32, 32)
+    raw = np.stack([np.asarray(Image.open(f).convert("L"), dtype=np.float64) / 255
+                    for f in sorted((digits_root / "train").glob("*/*.jpg"))])  # 32x32 already: resize is identity
+    mean, std = torch.from_numpy(raw.mean(0)).float(), torch.from_numpy(raw.std(0)).float()
+    assert torch.allclose(dm.normalize.mean[0], mean, atol=1e-5)
+    assert torch.allclose(1 / dm.normalize.inv_std[0], std.clamp_min(1 / 255), atol=1e-5)
+    images, _ = concat(dm.train_batches(0))
+    varying = std > 0.05
+    assert varying.float().mean() > 0.5
+    assert images.mean(0)[0][varying].abs().max() < 0.1 and (images.std(0)[0][varying] - 1).abs().max() < 0.05
+
+
+def test_synthetic_loader():
+    cfg = from_dict({"data": {"loader": "synthetic", "image_size": 16, "synthetic_samples": 64, "num_classes": 5},
+                     "train": {"batch_size": 8}})
+    dm = build(cfg)
+    batches = list(dm.train_batches(0))
+    assert len(batches) == dm.steps_per_epoch == 8 and batches[0][0].shape == (8, 3, 16, 16)
+    assert int(torch.cat([l for _, l in batches]).max()) < 5
+    assert torch.equal(list(dm.train_batches(0, start_step=6))[0][0], batches[6][0])
+    assert sum(len(l) for _, l in dm.val_batches()) == dm.val_size == 16
+
+
+# ----------------------------------------------------------------- CIFAR / SVHN files
+
+def write_cifar_python(root, name, n_per_file):
+    rng = np.random.default_rng(0)
+    folder, files, key, classes = (("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"],
+                                    b"labels", 10) if name == "cifar10" else
+                                   ("cifar-100-python", ["train", "test"], b"fine_labels", 100))
+    (root / folder).mkdir(parents=True)
+    for f in files:
+        batch = {b"data": rng.integers(0, 256, (n_per_file, 3072), dtype=np.uint8),
+                 key: rng.integers(0, classes, n_per_file).tolist()}
+        with open(root / folder / f, "wb") as out:
+            pickle.dump(batch, out)
+    return batch
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100"])
+def test_cifar_python_batches(tmp_path, name):
+    last = write_cifar_python(tmp_path, name, 20)
+    dm = build(config(tmp_path, name=name, train_crop="pad_crop", batch_size=10))
+    n_train = 100 if name == "cifar10" else 20
+    assert (dm.train_size, dm.val_size, dm.in_shape) == (n_train, 20, (3, 32, 32))
+    images, labels = concat(dm.val_batches())
+    key = b"labels" if name == "cifar10" else b"fine_labels"
+    assert labels.tolist() == last[key]
+    expected = torch.from_numpy(last[b"data"].reshape(-1, 3, 32, 32)).float() / 255  # pad_crop val = whole image
+    mean, std = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+    assert torch.allclose(images, (expected - mean) / std, atol=1e-5)
+
+
+def test_cifar10_binary_and_svhn(tmp_path):
+    from scipy.io import savemat
+
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "cifar-10-batches-bin"
+    folder.mkdir()
+    for f in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        records = rng.integers(0, 256, (4, 3073), dtype=np.uint8)
+        records[:, 0] %= 10
+        records.tofile(folder / f"{f}.bin")
+    dm = build(config(tmp_path, name="cifar10", train_crop="pad_crop", batch_size=4))
+    assert concat(dm.val_batches())[1].tolist() == records[:, 0].tolist()
+    svhn = tmp_path / "svhn"
+    svhn.mkdir()
+    for split in ("train", "test"):
+        savemat(svhn / f"{split}_32x32.mat", {"X": rng.integers(0, 256, (32, 32, 3, 6), dtype=np.uint8),
+                                             "y": np.array([[10], [1], [2], [3], [4], [5]], dtype=np.uint8)})
+    dm = build(config(svhn, name="svhn", train_crop="pad_crop", batch_size=3))
+    assert concat(dm.val_batches())[1].tolist() == [0, 1, 2, 3, 4, 5]  # label 10 is the digit 0
+
+
+@pytest.mark.parametrize("name, missing", [("cifar10", "cifar-10-batches-py"), ("cifar100", "cifar-100-python"),
+                                           ("svhn", "train_32x32.mat")])
+def test_missing_published_files_name_the_path(tmp_path, name, missing):
+    with pytest.raises(UserError, match=missing) as err:
+        build(config(tmp_path, name=name))
+    assert "nothing is fetched" in str(err.value)
