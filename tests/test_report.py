@@ -113,6 +113,7 @@ def test_corrupt_and_truncated_lines_are_skipped_and_counted(tmp_path):
     run_dir = write_run(runs, "seed=0", [30.0, 20.0, 10.0])
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     lines.insert(2, "{not json")  # between epoch 1 and epoch 2
+    lines[3] = json.dumps({**json.loads(lines[3]), "train_loss": "n/a"})  # epoch 2
     (run_dir / "metrics.jsonl").write_text("\n".join(lines) + '\n{"kind": "epoch", "epo')  # cut short
     broken = runs / "seed=1"
     broken.mkdir()
@@ -120,13 +121,14 @@ def test_corrupt_and_truncated_lines_are_skipped_and_counted(tmp_path):
     md, out = report(tmp_path, runs)
     problems = pd.read_csv(out / "problems.csv")
     metrics = str(run_dir / "metrics.jsonl")
-    assert sorted(problems[problems.path == metrics].line) == [3, len(lines) + 1]
+    assert sorted(problems[(problems.path == metrics) & problems.line.notna()].line) == [3, len(lines) + 1]
     assert set(problems.problem) >= {"corrupt line (not JSON)", "truncated last line"}
     assert str(broken / "run.json") in set(problems.path)
+    assert "epoch 2: train_loss='n/a' is not a number" in set(problems.problem)
     acc = pd.read_csv(out / "accuracy.csv")
     assert acc.top1_err_mean.tolist() == [10.0]  # the good records still count
     text = md.read_text()
-    assert "2 line(s) skipped" in text and "2 corrupt or truncated line(s) skipped" in text
+    assert "2 corrupt or truncated line(s) skipped and 2 other problem(s)" in text
     assert str(broken) in pd.read_csv(out / "missing.csv").run.tolist()
 
 

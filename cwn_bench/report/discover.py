@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cwn_bench.errors import UserError
+from cwn_bench.report.jsonl import Problem
 
 RUN_FILES = ("run.json", "metrics.jsonl")
 
@@ -17,6 +18,7 @@ class Found:
     run_dirs: list[Path] = field(default_factory=list)
     sweep_dirs: list[Path] = field(default_factory=list)
     jsonl_files: list[Path] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)  # folders that could not be listed
 
 
 def _add(items: list[Path], path: Path) -> None:
@@ -25,7 +27,10 @@ def _add(items: list[Path], path: Path) -> None:
 
 
 def _walk(root: Path, found: Found) -> None:
-    for here, dirs, files in os.walk(root):
+    def unreadable(err: OSError) -> None:
+        found.problems.append(Problem(str(err.filename), None, f"cannot list folder ({err.strerror})"))
+
+    for here, dirs, files in os.walk(root, onerror=unreadable):
         here_path = Path(here)
         dirs.sort()
         if "sweep.json" in files:

@@ -32,7 +32,7 @@ def read_inputs(paths: list[Path]) -> Inputs:
     """Read all run dirs, sweep dirs and bench JSONL under ``paths``. Raises UserError
     only for a path that does not exist or when nothing readable is found."""
     found = discover(paths)
-    problems: list[Problem] = []
+    problems: list[Problem] = list(found.problems)
     rows, records, missing = [], {}, []
     for run_dir in tqdm(found.run_dirs, desc="reading runs", unit="run", disable=None):
         before = len(problems)
@@ -56,5 +56,5 @@ def read_inputs(paths: list[Path]) -> Inputs:
         loaders=loaders,
         bench_files=bench_files,
         missing=pd.DataFrame(missing, columns=["sweep", "run", "reason"]).drop_duplicates("run"),
-        problems=pd.DataFrame([vars(p) for p in problems], columns=["path", "line", "problem"]),
+        problems=pd.DataFrame([vars(p) for p in problems], columns=["path", "line", "problem"]).astype({"line": "Int64"}),
     )

@@ -25,6 +25,10 @@ from cwn_bench.report.jsonl import Problem, read_json, read_jsonl
 NOT_COMPARED = ("seed", "name")
 SET_KEYS = ("dataset", "model")  # runs compared with each other in one table / figure
 GROUP_KEYS = ["dataset", "model", "method", "variant", "group"]
+# Epoch-record fields the tables compute with; a value that is not a number becomes NaN
+# and a Problem (null is allowed: e.g. no GPU memory on a CPU run).
+NUMERIC = ("step", "lr", "train_loss", "train_top1_err", "val_loss", "val_top1_err", "val_top5_err", "img_per_s",
+           "img_per_s_per_gpu", "data_time_s", "data_wait_share", "wall_s", "peak_gpu_mem_gib")
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -69,7 +73,11 @@ def _epoch_records(run_dir: Path, problems: list[Problem]) -> list[dict[str, Any
             continue
         if epoch in by_epoch:
             problems.append(Problem(str(path), None, f"epoch {epoch} recorded twice; the last record is kept"))
-        by_epoch[epoch] = {k: v for k, v in record.items() if k != "kind"}
+        for key in NUMERIC:
+            value = record.get(key)
+            if value is not None and math.isnan(_number(value)):
+                problems.append(Problem(str(path), None, f"epoch {epoch}: {key}={value!r} is not a number"))
+        by_epoch[epoch] = {k: _number(v) if k in NUMERIC else v for k, v in record.items() if k != "kind"}
     return [by_epoch[e] for e in sorted(by_epoch)]
 
 

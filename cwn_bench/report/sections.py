@@ -151,7 +151,7 @@ def missing_section(missing: pd.DataFrame) -> Section:
 def problems_section(problems: pd.DataFrame) -> Section:
     lines = int(problems.line.notna().sum())
     files = problems.path.nunique()
-    note = (f"{lines} line(s) skipped and {len(problems) - lines} whole-file problem(s) in {files} file(s); "
+    note = (f"{lines} corrupt or truncated line(s) skipped and {len(problems) - lines} other problem(s) in {files} file(s); "
             "the report was built from everything else.")
     if len(problems) > MAX_PROBLEM_ROWS:
         note += f" The first {MAX_PROBLEM_ROWS} are listed; all are in problems.csv."

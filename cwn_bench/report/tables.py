@@ -46,6 +46,11 @@ def _final(epochs: pd.DataFrame) -> pd.DataFrame:
     return counted_epochs(epochs).groupby("run").tail(1)
 
 
+def _natural(text: str) -> tuple[int, int | str]:
+    """Sort key putting "2" before "10" (seeds are usually integers)."""
+    return (0, int(text)) if text.lstrip("-").isdigit() else (1, text)
+
+
 def _stats(column: str, prefix: str) -> dict[str, tuple[str, str]]:
     return {f"{prefix}_{s}": (column, s) for s in ("mean", "std", "min", "max")}
 
@@ -56,7 +61,7 @@ def accuracy(runs: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
     final = _final(epochs)
     stats = final.groupby(GROUP_KEYS, dropna=False).agg(
         n_seeds=("run", "size"), **_stats("val_top1_err", "top1_err"), **_stats("val_top5_err", "top5_err"),
-        epochs=("epoch", "max"), seeds=("seed", lambda s: ",".join(map(str, sorted(s)))))
+        epochs=("epoch", "max"), seeds=("seed", lambda s: ",".join(sorted(map(str, s), key=_natural))))
     status = runs.groupby(GROUP_KEYS, dropna=False).agg(
         n_running=("status", lambda s: int((s == "running").sum())),
         n_failed=("status", lambda s: int((s == "failed").sum())),
