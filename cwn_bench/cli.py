@@ -52,6 +52,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_make_dataset(args: argparse.Namespace) -> int:
+    from cwn_bench.data import make_digits_dataset
+
+    out = make_digits_dataset(args.out, size=args.size)
+    print(f"wrote {out}/train and {out}/val (10 classes of {args.size}x{args.size} JPEGs)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cwn-bench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -74,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH", help="run dirs, sweep dirs, folders of them, bench .jsonl")
     p.add_argument("--out", required=True, help="output folder (CSV, LaTeX, PNG, report.md, index.html)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("make-dataset", help="write a small real JPEG dataset (ImageNet layout) for demos and tests")
+    p.add_argument("dataset", choices=("digits",), help="digits: scikit-learn's 1797 8x8 digits, upscaled")
+    p.add_argument("out", metavar="OUT", help="folder to create (absent or empty)")
+    p.add_argument("--size", type=int, default=32, help="image side in pixels (default: 32)")
+    p.set_defaults(func=cmd_make_dataset)
 
     return parser
 
