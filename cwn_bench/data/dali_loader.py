@@ -119,7 +119,8 @@ def _culprit(paths: list[str], grayscale: bool, dali_error: str) -> UserError:
         except CorruptImageError as err:
             return err
     detail = next((line for line in dali_error.splitlines() if line.strip() and "pipeline" not in line), dali_error)
-    return UserError(f"DALI failed on a batch of {len(paths)} files starting with {paths[0] if paths else '?'}: {detail}")
+    where = f" on a batch of {len(paths)} files starting with {paths[0]}" if paths else ""
+    return UserError(f"DALI failed{where}: {detail}")
 
 
 class DaliData(DataModule):

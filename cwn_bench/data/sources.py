@@ -34,7 +34,8 @@ class ArraySource:
     """``images`` uint8 ``[N, H, W, C]`` and ``labels`` ``[N]`` held in memory."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, grayscale: bool) -> None:
-        self.images, self.labels, self.grayscale = images, labels.astype(np.int64).tolist(), grayscale
+        self.images, self.labels = np.ascontiguousarray(images), labels.astype(np.int64).tolist()
+        self.grayscale = grayscale
 
     def __len__(self) -> int:
         return len(self.images)

@@ -1,0 +1,89 @@
+"""Bad input through the real loaders (torch and DALI): a clear error naming the path or file,
+no traceback from the CLI, or with data.skip_corrupt the file skipped and counted."""
+
+import shutil
+
+import pytest
+
+from cwn_bench import cli
+from cwn_bench.config import from_dict
+from cwn_bench.data import build
+from cwn_bench.errors import UserError
+
+LOADERS = ["torch", "dali"]
+
+
+@pytest.fixture
+def small_root(digits_root, tmp_path):
+    """2 classes x 8 train images, 2 x 4 val images copied from the digits folder."""
+    root = tmp_path / "small"
+    for split, n in (("train", 8), ("val", 4)):
+        for label in ("0", "1"):
+            (root / split / label).mkdir(parents=True)
+            for f in sorted((digits_root / split / label).glob("*.jpg"))[:n]:
+                shutil.copy(f, root / split / label / f.name)
+    return root
+
+
+def config(root, loader, **data):
+    return from_dict({"data": {"root": str(root), "loader": loader, "image_size": 32, "workers": 1, **data},
+                      "train": {"batch_size": 4}})
+
+
+def epoch(root, loader, **data):
+    dm = build(config(root, loader, **data))
+    return dm, [len(labels) for _, labels in dm.train_batches(0)]
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+def test_layout_errors_name_the_path(small_root, loader, tmp_path):
+    with pytest.raises(UserError, match=f"{tmp_path / 'absent'}: no such folder; expected .*ImageNet layout"):
+        build(config(tmp_path / "absent", loader))
+    (small_root / "train" / "2").mkdir()
+    with pytest.raises(UserError, match=f"{small_root / 'train' / '2'}: empty class folder"):
+        build(config(small_root, loader))
+    (small_root / "train" / "2").rmdir()
+    shutil.rmtree(small_root / "val")
+    with pytest.raises(UserError, match=f"{small_root / 'val'}: no such folder"):
+        build(config(small_root, loader))
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+def test_fewer_samples_than_ranks(small_root, loader):
+    with pytest.raises(UserError, match="16 samples, fewer than the 20 ranks"):
+        build(config(small_root, loader), rank=0, world_size=20)
+    with pytest.raises(UserError, match="no full batch of 4 on each of 5 rank"):
+        build(config(small_root, loader), rank=0, world_size=5)
+
+
+def make_corrupt(root, kind):
+    path = root / "train" / "1" / "bad.jpg"
+    if kind == "text":
+        path.write_text("this is not an image\n")
+    else:  # a real JPEG cut in half
+        good = sorted((root / "train" / "1").glob("*.jpg"))[0].read_bytes()
+        path.write_bytes(good[: len(good) // 2])
+    return path
+
+
+@pytest.mark.parametrize("kind", ["text", "truncated"])
+@pytest.mark.parametrize("loader", LOADERS)
+def test_corrupt_file_is_named_or_skipped_and_counted(small_root, loader, kind):
+    bad = make_corrupt(small_root, kind)
+    with pytest.raises(UserError, match=f"{bad}: unreadable image .*data.skip_corrupt=true"):
+        epoch(small_root, loader)
+    dm, sizes = epoch(small_root, loader, skip_corrupt=True)
+    assert sizes == [4] * 4 and dm.skipped == 1  # 17 files -> 4 full batches; bad.jpg replaced by its neighbour
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+def test_bench_data_reports_bad_input_in_one_line(small_root, loader, tmp_path, capsys):
+    bad = make_corrupt(small_root, "truncated")
+    out = tmp_path / "bench.jsonl"
+    args = ["bench", "data", str(small_root), "--loader", loader, "--batch-size", "4", "--image-size", "32",
+            "--warmup", "0", "--out", str(out)]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("cwn-bench bench: error: ") and str(bad) in err and "Traceback" not in err
+    assert cli.main(args[:-2] + ["--skip-corrupt", "--out", str(tmp_path / "ok.jsonl")]) == 0
+    assert '"skipped": 1' in (tmp_path / "ok.jsonl").read_text().splitlines()[-1]
