@@ -133,17 +133,21 @@ def test_corrupt_and_truncated_lines_are_skipped_and_counted(tmp_path):
 
 
 def test_missing_runs_of_a_sweep_are_listed(tmp_path):
+    # sweep.json as launch/sweep.py writes it: runs [{name, point}], submissions [{jobs}].
+    points = [{"model.method": m} for m in ("plain", "wn", "cwn")]
     sweep = tmp_path / "demo-1234abcd"
-    points = [{"model.method": m, "seed": 0} for m in ("plain", "wn", "cwn")]
-    (tmp_path / "demo-1234abcd").mkdir()
-    (sweep / "sweep.json").write_text(json.dumps({"points": points}))
-    write_run(sweep, cfgmod.run_name(points[0]), [10.0], method="plain")
-    (sweep / cfgmod.run_name(points[1])).mkdir()  # dir made, run never started
+    sweep.mkdir()
+    (sweep / "sweep.json").write_text(json.dumps({
+        "name": "demo", "runs": [{"name": cfgmod.run_name(p), "point": p} for p in points],
+        "submissions": [{"cluster": "slurm", "jobs": {"method=cwn": "123_2"}}]}))
+    write_run(sweep, "method=plain", [10.0], method="plain")
+    (sweep / "method=wn").mkdir()  # dir made, run never started
     md, out = report(tmp_path, sweep)
-    missing = pd.read_csv(out / "missing.csv").set_index("run").reason
-    assert missing.to_dict() == {str(sweep / "method=wn,seed=0"): "no run.json (never started?)",
-                                 str(sweep / "method=cwn,seed=0"): "run dir absent"}
-    assert "method=cwn,seed=0" in md.read_text()
+    missing = pd.read_csv(out / "missing.csv", dtype=str, keep_default_na=False).set_index("run")
+    assert missing.reason.to_dict() == {str(sweep / "method=wn"): "no run.json (never started?)",
+                                        str(sweep / "method=cwn"): "run dir absent"}
+    assert missing.loc[str(sweep / "method=cwn"), "job"] == "123_2"
+    assert "method=cwn" in md.read_text()
 
 
 def test_convergence_and_error_at_fixed_epochs(tmp_path):
@@ -181,18 +185,29 @@ def test_throughput_scaling_across_node_counts(tmp_path):
 
 def test_overhead_csv_from_bench_jsonl(tmp_path):
     bench = tmp_path / "bench.jsonl"
-    rows = [{"kind": "env", "gpu": {"names": ["Test GPU"]}, "torch": "2.14.1"}]
-    for variant, ms, ratio in (("plain", 17.3, 1.0), ("cwn", 18.1, 1.046)):
-        rows.append({"kind": "measurement", "shape": "paper:64x128x32x32-128x3x3", "variant": variant,
-                     "pass": "fwd+bwd", "dtype": "float32", "memory_format": "contiguous", "median_ms": ms,
-                     "iqr_ms": 0.1, "ratio_vs_plain": ratio})
+    shape = {"shape": "paper:64x128x32x32-128x3x3", "pass": "fwd+bwd", "dtype": "fp32", "memory_format": "nchw"}
+    rows = [{"kind": "env", "gpu": "Test GPU", "cpu": "Test CPU", "torch": "2.14.1"},
+            {"kind": "skipped", **shape, "variant": "cwn-triton", "reason": "out of memory"}]
+    for variant, ms, ratio in (("cwn-explicit", 18.1, 1.046), ("plain", 17.3, 1.0)):
+        rows.append({"kind": "measurement", **shape, "variant": variant, "median_ms": ms, "iqr_ms": 0.1,
+                     "ratio_vs_plain": ratio})
     bench.write_text("\n".join(map(json.dumps, rows)) + "\nnot json\n")
-    md, out = report(tmp_path, bench)
+    loader = tmp_path / "data.jsonl"
+    loader.write_text(json.dumps({"kind": "env", "gpu": None, "cpu": "Test CPU"}) + "\n" + json.dumps(
+        {"kind": "data", "loader": "dali", "device": "cpu", "batch_size": 64, "images": 1442, "skipped": 0,
+         "img_per_s": 812.5}) + "\n")
+    md, out = report(tmp_path, bench, loader)
     oh = pd.read_csv(out / "overhead.csv")
     assert list(oh.columns[:7]) == ["shape", "variant", "pass", "dtype", "memory_format", "median_ms",
                                     "ratio_vs_plain"]
-    assert oh.variant.tolist() == ["plain", "cwn"] and oh.median_ms.tolist() == [17.3, 18.1]
+    assert oh.variant.tolist() == ["plain", "cwn-triton", "cwn-explicit"]  # plain first, then file order
+    by_variant = oh.set_index("variant")
+    assert by_variant.median_ms.to_dict() == pytest.approx({"plain": 17.3, "cwn-triton": float("nan"),
+                                                            "cwn-explicit": 18.1}, nan_ok=True)
+    assert by_variant.loc["cwn-triton", "reason"] == "out of memory"
     assert (oh.card == "Test GPU").all()
+    ld = pd.read_csv(out / "loaders.csv")
+    assert ld[["loader", "device", "img_per_s", "card"]].values.tolist() == [["dali", "cpu", 812.5, "Test CPU"]]
     assert (out / "overhead.tex").read_text().count(r"\toprule") == 1
     assert "1 corrupt or truncated line(s) skipped" in md.read_text()
 

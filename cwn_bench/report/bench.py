@@ -1,6 +1,7 @@
 """Read benchmark JSON-lines files (``cwn-bench bench``): the first line is the
-environment (``kind: env``), then kernel measurements (``kind: measurement``) and
-data-loader rows (``loader``, ``img_per_s``, ...). Each row keeps its file and the
+environment (``kind: env``), then kernel measurements (``kind: measurement``, or
+``skipped`` with a ``reason`` such as out of memory) and data-loader rows (``kind:
+data``: ``loader``, ``img_per_s``, ...). Each row keeps its file and the
 card named by the file's env line, so results from two cards are never mixed."""
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def read_bench(files: list[Path], problems: list[Problem]) -> tuple[pd.DataFrame
         problems.extend(bad)
         env = next((r for r in records if r.get("kind") == "env"), {})
         source = {"file": str(path), "card": device_name(env)}
-        rows_m = [{**r, **source} for r in records if r.get("kind") == "measurement"]
+        rows_m = [{**r, **source} for r in records if r.get("kind") in ("measurement", "skipped")]
         rows_l = [{**r, **source} for r in records if "loader" in r and "img_per_s" in r]
         if not (rows_m or rows_l or env):
             problems.append(Problem(str(path), None, "not a bench JSONL (no env, measurement or loader rows); ignored"))

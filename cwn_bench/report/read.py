@@ -24,7 +24,7 @@ class Inputs:
     measurements: pd.DataFrame  # bench kind=measurement rows, with file and card
     loaders: pd.DataFrame  # data-loader bench rows
     bench_files: list[str]
-    missing: pd.DataFrame  # sweep, run, reason
+    missing: pd.DataFrame  # sweep, run, reason, job (SLURM / local job id from sweep.json)
     problems: pd.DataFrame  # path, line, problem
 
 
@@ -39,7 +39,7 @@ def read_inputs(paths: list[Path]) -> Inputs:
         read = read_run(run_dir, problems)
         if read is None:
             reason = problems[before].problem if len(problems) > before else "no run.json (never started?)"
-            missing.append({"sweep": "", "run": str(run_dir), "reason": reason})
+            missing.append({"sweep": "", "run": str(run_dir), "reason": reason, "job": ""})
         else:
             rows.append(read[0])
             records[read[0]["run"]] = read[1]
@@ -55,6 +55,6 @@ def read_inputs(paths: list[Path]) -> Inputs:
         measurements=measurements,
         loaders=loaders,
         bench_files=bench_files,
-        missing=pd.DataFrame(missing, columns=["sweep", "run", "reason"]).drop_duplicates("run"),
+        missing=pd.DataFrame(missing, columns=["sweep", "run", "reason", "job"]).drop_duplicates("run"),
         problems=pd.DataFrame([vars(p) for p in problems], columns=["path", "line", "problem"]).astype({"line": "Int64"}),
     )

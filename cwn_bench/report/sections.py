@@ -116,7 +116,7 @@ def overhead_section(oh: pd.DataFrame) -> Section:
         "shape": oh["shape"], "variant": oh.variant, "pass": oh["pass"], "dtype": oh.dtype,
         "memory format": oh.memory_format, "median (ms)": oh.median_ms.map(lambda x: num(x, 3)),
         "IQR (ms)": oh.iqr_ms.map(lambda x: num(x, 3)), "ratio vs plain": oh.ratio_vs_plain.map(lambda x: num(x, 3)),
-        "card": oh.card}).fillna("").astype(str)
+        "card": oh.card, "skipped": oh.reason}).fillna("").astype(str)
     return Section("overhead", "Kernel overhead", "From bench JSONL; ratio vs plain is the median of pairwise "
                    "ratios measured alternately in one run.", table, latex=True)
 
@@ -164,10 +164,12 @@ def summary(inputs: Inputs) -> list[str]:
     runs = inputs.runs
     counts = runs.status.value_counts().to_dict() if not runs.empty else {}
     skipped = int(inputs.problems.line.notna().sum())
+    kinds = inputs.measurements.get("kind", pd.Series(dtype=str))
+    measured = int((kinds == "measurement").sum())
     return [
         f"{len(runs)} run(s): " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"),
         f"{runs.group.nunique() if not runs.empty else 0} experiment(s) (config hash and world size; seeds merged)",
-        f"{len(inputs.bench_files)} bench file(s), {len(inputs.measurements)} kernel measurement(s)",
+        f"{len(inputs.bench_files)} bench file(s), {measured} timing(s), {len(inputs.loaders)} data-loader row(s)",
         f"{len(inputs.missing)} missing run(s), {skipped} corrupt or truncated line(s) skipped, "
         f"{len(inputs.problems) - skipped} other input problem(s)",
     ]

@@ -29,8 +29,18 @@ def _run_names(sweep: dict[str, Any]) -> list[str] | None:
     return names
 
 
+def _jobs(sweep: dict[str, Any]) -> dict[str, str]:
+    """Run name -> job id of the newest submission that included it (``submissions``:
+    ``[{"jobs": {run name: job id}}]``), for looking the job up in ``sacct``."""
+    jobs: dict[str, str] = {}
+    for submission in sweep.get("submissions") or []:
+        if isinstance(submission, dict) and isinstance(submission.get("jobs"), dict):
+            jobs.update({str(k): str(v) for k, v in submission["jobs"].items()})
+    return jobs
+
+
 def missing_runs(sweep_dirs: list[Path], readable: set[str], problems: list[Problem]) -> list[dict[str, str]]:
-    """``[{sweep, run, reason}]`` for each listed point without a readable run.json;
+    """``[{sweep, run, reason, job}]`` for each listed point without a readable run.json;
     ``readable`` holds the run dirs (as strings) that were read."""
     missing = []
     for sweep_dir in sweep_dirs:
@@ -41,11 +51,12 @@ def missing_runs(sweep_dirs: list[Path], readable: set[str], problems: list[Prob
             if sweep is not None:
                 problems.append(Problem(str(sweep_dir / "sweep.json"), None, "no 'runs' or 'points' list"))
             continue
+        jobs = _jobs(sweep)
         for name in names:
             run_dir = sweep_dir / name
             if str(run_dir) in readable:
                 continue
             reason = ("run.json unreadable" if (run_dir / "run.json").exists()
                       else "no run.json (never started?)" if run_dir.is_dir() else "run dir absent")
-            missing.append({"sweep": str(sweep_dir), "run": str(run_dir), "reason": reason})
+            missing.append({"sweep": str(sweep_dir), "run": str(run_dir), "reason": reason, "job": jobs.get(name, "")})
     return missing

@@ -150,13 +150,14 @@ def throughput(epochs: pd.DataFrame) -> pd.DataFrame:
 
 
 def overhead(measurements: pd.DataFrame) -> pd.DataFrame:
-    """Kernel timings from bench JSONL, the contract's columns first, then iqr_ms,
-    the card and the file each came from."""
-    table = _with(measurements, *OVERHEAD_COLUMNS, "iqr_ms", "card", "file")
-    table = table[[*OVERHEAD_COLUMNS, "iqr_ms", "card", "file"]]
-    variant_rank = table.variant.map(METHOD_ORDER).fillna(len(METHOD_ORDER))
-    return (table.assign(_v=variant_rank)
-            .sort_values(["card", "shape", "pass", "dtype", "memory_format", "_v"], kind="stable")
+    """Kernel and train-step timings from bench JSONL: the contract's columns first, then
+    iqr_ms, img/s (step bench), which bench, why a variant was skipped, the card and the
+    file. Sorted by card, bench, shape, pass, dtype, format, then plain, wn, ws, cwn*."""
+    extra = ["iqr_ms", "img_per_s", "bench", "reason", "card", "file"]
+    table = _with(measurements, *OVERHEAD_COLUMNS, *extra)[[*OVERHEAD_COLUMNS, *extra]]
+    family = table.variant.astype(str).str.split("-").str[0]
+    return (table.assign(_v=family.map({**METHOD_ORDER, "ws": 1.5}).fillna(len(METHOD_ORDER)))
+            .sort_values(["card", "bench", "shape", "pass", "dtype", "memory_format", "_v"], kind="stable")
             .drop(columns="_v").reset_index(drop=True))
 
 
