@@ -90,6 +90,19 @@ def test_configs_differing_in_lr_are_not_merged_and_the_key_is_named(tmp_path):
     assert "configs differ in optim.lr" in md.read_text()
 
 
+def test_distinct_config_hashes_are_never_merged(tmp_path):
+    # Same recorded config, different hash (e.g. written by another version of the code).
+    runs = tmp_path / "runs"
+    write_run(runs, "a", [10.0])
+    other = write_run(runs, "b", [12.0], seed=1)
+    record = json.loads((other / "run.json").read_text())
+    (other / "run.json").write_text(json.dumps({**record, "config_hash": "f" * 64}))
+    _, out = report(tmp_path, runs)
+    acc = pd.read_csv(out / "accuracy.csv")
+    assert sorted(acc.top1_err_mean) == [10.0, 12.0] and (acc.n_seeds == 1).all()
+    assert "config_hash=ffffffff" in set(acc.variant)
+
+
 def test_running_and_failed_runs_are_listed_but_not_counted(tmp_path):
     runs = tmp_path / "runs"
     write_run(runs, "seed=0", [10.0, 8.0], seed=0)

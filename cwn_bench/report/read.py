@@ -30,7 +30,7 @@ class Inputs:
 
 def read_inputs(paths: list[Path]) -> Inputs:
     """Read all run dirs, sweep dirs and bench JSONL under ``paths``. Raises UserError
-    only for a path that does not exist or when nothing readable is found."""
+    only for a path that does not exist or when none of them is found."""
     found = discover(paths)
     problems: list[Problem] = list(found.problems)
     rows, records, missing = [], {}, []
@@ -45,8 +45,8 @@ def read_inputs(paths: list[Path]) -> Inputs:
             records[read[0]["run"]] = read[1]
     missing += missing_runs(found.sweep_dirs, set(records), problems)
     measurements, loaders, bench_files = read_bench(found.jsonl_files, problems)
-    if not rows and not bench_files:
-        raise UserError(f"no run dirs (run.json) or bench JSONL found under {', '.join(map(str, paths))}"
+    if not (found.run_dirs or found.sweep_dirs or bench_files):
+        raise UserError(f"no run dirs, sweep dirs or bench JSONL found under {', '.join(map(str, paths))}"
                         + (f" ({len(problems)} unreadable file(s), e.g. {problems[0].path})" if problems else ""))
     runs = runs_frame(rows) if rows else pd.DataFrame()
     return Inputs(
