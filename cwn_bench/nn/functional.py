@@ -91,9 +91,14 @@ def _explicit(v: Tensor, g: Tensor | None, eps: float) -> Tensor:
     return _ExplicitCWN.apply(v, g, eps, output_dtype(v))
 
 
+# Looked up once at import: ``torch.compile`` traces ``resolve_backend`` and would break
+# the graph at a call to ``importlib``.
+_TRITON_FOUND = importlib.util.find_spec("triton") is not None
+
+
 def triton_available() -> bool:
     """True when Triton can be imported (it ships with torch's CUDA builds)."""
-    return importlib.util.find_spec("triton") is not None
+    return _TRITON_FOUND
 
 
 def resolve_backend(backend: str, v: Tensor) -> str:

@@ -1,0 +1,208 @@
+"""Fused Triton kernels for centered weight normalisation, as a ``torch.library`` op.
+
+Forward (one launch): ``V [R, K] -> W [R, K]`` with, per row,
+``mean = sum(v) / K``, ``r = 1 / sqrt(||v - mean||^2 + eps)``, ``w = g * (v - mean) * r``,
+written directly in ``out_dtype`` (the dtype the conv consumes: under bf16 autocast this
+replaces the fp32 -> bf16 weight cast instead of adding work). It saves ``mean`` and ``r``
+(``[R]`` each, 8 bytes per row in float32), not the unit rows.
+
+Backward (one launch): ``dW -> dV, dg`` with ``u = (v - mean) * r`` recomputed on the fly,
+``dg = <dW, u>`` and ``dV = r * g * (dW - <dW, u> u - mean(dW))`` (Algorithm 2 with
+``d = g * dW``, as in :mod:`cwn_bench.nn.functional`).
+
+Each program handles ``BLOCK_R`` rows and walks the fan-in ``K`` in ``BLOCK_K`` chunks,
+so any fan-in works (GoogLeNet-BN's largest, 224 * 3 * 3 = 2016, takes two chunks of
+1024). Forward reads V three times (sum, centred square sum, write) and backward reads
+V and dW twice; a weight is at most a few MB, so after the first pass these reads hit L2
+and the kernels cost about one launch each (a few microseconds).
+
+Rows may be stored in any order inside a row (CWN is invariant to permuting the fan-in),
+so a channels_last conv weight, whose rows are dense but permuted, is used in place and
+the output keeps the input's strides.
+
+Arithmetic runs in float32, or float64 for float64 inputs (for ``gradcheck``). Without a
+GPU, set ``TRITON_INTERPRET=1`` before this module is imported and the same kernels run
+on CPU tensors through Triton's interpreter (slow: a few ms per program).
+
+``torch.compile`` sees the ops ``cwn_bench::cwn_fwd`` / ``cwn_bench::cwn_bwd`` through
+their fake (meta) implementations, so a CWN layer does not break the graph.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+# Largest chunk of the fan-in a program loads at once; BLOCK_R * BLOCK_K <= _TILE elements
+# keeps a tile at 16 KiB of float32 per program (4 warps: 32 values per thread).
+MAX_BLOCK_K = 1024
+_TILE = 4096
+_MAX_BLOCK_R = 16
+
+
+@triton.jit
+def _cwn_fwd_kernel(v_ptr, g_ptr, w_ptr, mean_ptr, r_ptr, n_rows, n_cols, eps,
+                    HAS_G: tl.constexpr, ACC: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_K: tl.constexpr):
+    rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+    row_ok = rows < n_rows
+    base = rows.to(tl.int64)[:, None] * n_cols
+    cols = tl.arange(0, BLOCK_K)[None, :]
+    total = tl.zeros([BLOCK_R], dtype=ACC)
+    for k0 in range(0, n_cols, BLOCK_K):
+        ok = row_ok[:, None] & (k0 + cols < n_cols)
+        total += tl.sum(tl.load(v_ptr + base + k0 + cols, mask=ok, other=0.0).to(ACC), axis=1)
+    mean = total / n_cols
+    square = tl.zeros([BLOCK_R], dtype=ACC)
+    for k0 in range(0, n_cols, BLOCK_K):
+        ok = row_ok[:, None] & (k0 + cols < n_cols)
+        x = tl.load(v_ptr + base + k0 + cols, mask=ok, other=0.0).to(ACC)
+        centred = tl.where(ok, x - mean[:, None], 0.0)
+        square += tl.sum(centred * centred, axis=1)
+    r = 1.0 / tl.sqrt(square + eps)
+    scale = r
+    if HAS_G:
+        scale = r * tl.load(g_ptr + rows, mask=row_ok, other=0.0).to(ACC)
+    for k0 in range(0, n_cols, BLOCK_K):
+        ok = row_ok[:, None] & (k0 + cols < n_cols)
+        x = tl.load(v_ptr + base + k0 + cols, mask=ok, other=0.0).to(ACC)
+        w = (x - mean[:, None]) * scale[:, None]
+        tl.store(w_ptr + base + k0 + cols, w.to(w_ptr.dtype.element_ty), mask=ok)
+    tl.store(mean_ptr + rows, mean, mask=row_ok)
+    tl.store(r_ptr + rows, r, mask=row_ok)
+
+
+@triton.jit
+def _cwn_bwd_kernel(dw_ptr, v_ptr, g_ptr, mean_ptr, r_ptr, dv_ptr, dg_ptr, n_rows, n_cols,
+                    HAS_G: tl.constexpr, ACC: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_K: tl.constexpr):
+    rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+    row_ok = rows < n_rows
+    base = rows.to(tl.int64)[:, None] * n_cols
+    cols = tl.arange(0, BLOCK_K)[None, :]
+    mean = tl.load(mean_ptr + rows, mask=row_ok, other=0.0)
+    r = tl.load(r_ptr + rows, mask=row_ok, other=0.0)
+    grad_sum = tl.zeros([BLOCK_R], dtype=ACC)
+    grad_dot_u = tl.zeros([BLOCK_R], dtype=ACC)
+    for k0 in range(0, n_cols, BLOCK_K):
+        ok = row_ok[:, None] & (k0 + cols < n_cols)
+        x = tl.load(v_ptr + base + k0 + cols, mask=ok, other=0.0).to(ACC)
+        dw = tl.load(dw_ptr + base + k0 + cols, mask=ok, other=0.0).to(ACC)
+        u = tl.where(ok, (x - mean[:, None]) * r[:, None], 0.0)
+        grad_sum += tl.sum(dw, axis=1)
+        grad_dot_u += tl.sum(dw * u, axis=1)
+    grad_mean = grad_sum / n_cols
+    scale = r
+    if HAS_G:
+        tl.store(dg_ptr + rows, grad_dot_u.to(dg_ptr.dtype.element_ty), mask=row_ok)
+        scale = r * tl.load(g_ptr + rows, mask=row_ok, other=0.0).to(ACC)
+    for k0 in range(0, n_cols, BLOCK_K):
+        ok = row_ok[:, None] & (k0 + cols < n_cols)
+        x = tl.load(v_ptr + base + k0 + cols, mask=ok, other=0.0).to(ACC)
+        dw = tl.load(dw_ptr + base + k0 + cols, mask=ok, other=0.0).to(ACC)
+        u = (x - mean[:, None]) * r[:, None]
+        dv = scale[:, None] * (dw - grad_dot_u[:, None] * u - grad_mean[:, None])
+        tl.store(dv_ptr + base + k0 + cols, dv.to(dv_ptr.dtype.element_ty), mask=ok)
+
+
+def launch_config(n_rows: int, n_cols: int) -> tuple[int, int, int]:
+    """``(BLOCK_R, BLOCK_K, programs)`` for an ``[n_rows, n_cols]`` weight: the fan-in in
+    chunks of at most ``MAX_BLOCK_K``, as many rows per program as fill a ``_TILE``."""
+    block_k = min(triton.next_power_of_2(max(n_cols, 1)), MAX_BLOCK_K)
+    block_r = max(1, min(_MAX_BLOCK_R, _TILE // block_k, triton.next_power_of_2(max(n_rows, 1))))
+    return block_r, block_k, triton.cdiv(n_rows, block_r)
+
+
+def _row_dense(t: Tensor) -> bool:
+    """True when each ``t[i]`` is one dense block of ``numel / len(t)`` elements in memory
+    (contiguous, channels_last, any dense layout whose slowest dimension is 0)."""
+    inner = sorted(range(1, t.dim()), key=lambda d: -t.stride(d))
+    return t.permute(0, *inner).is_contiguous()
+
+
+def _layout(v: Tensor) -> Tensor:
+    """``v`` itself when its rows are dense, else a contiguous copy."""
+    return v if _row_dense(v) else v.contiguous()
+
+
+def _acc_dtype(v: Tensor) -> torch.dtype:
+    return torch.float64 if v.dtype == torch.float64 else torch.float32
+
+
+def _tl_acc(dtype: torch.dtype) -> tl.dtype:
+    return tl.float64 if dtype == torch.float64 else tl.float32
+
+
+@torch.library.custom_op("cwn_bench::cwn_fwd", mutates_args=())
+def cwn_fwd(v: Tensor, g: Tensor | None, eps: float, out_dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
+    """``(w, mean, r)``: ``w`` of ``v``'s shape and strides in ``out_dtype``; ``mean`` and
+    ``r = 1/||v_hat||`` of shape ``[out]`` in the accumulation dtype."""
+    v = _layout(v)
+    n_rows = v.shape[0]
+    n_cols = v.numel() // max(n_rows, 1)
+    acc = _acc_dtype(v)
+    w = torch.empty_like(v, dtype=out_dtype)
+    mean = torch.empty(n_rows, device=v.device, dtype=acc)
+    r = torch.empty(n_rows, device=v.device, dtype=acc)
+    if v.numel():
+        block_r, block_k, programs = launch_config(n_rows, n_cols)
+        _cwn_fwd_kernel[(programs,)](
+            v, g if g is not None else v, w, mean, r, n_rows, n_cols, eps,
+            HAS_G=g is not None, ACC=_tl_acc(acc), BLOCK_R=block_r, BLOCK_K=block_k, num_warps=4)
+    return w, mean, r
+
+
+@cwn_fwd.register_fake
+def _cwn_fwd_fake(v: Tensor, g: Tensor | None, eps: float, out_dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
+    v = _layout(v)
+    acc = _acc_dtype(v)
+    stats = v.new_empty(v.shape[0], dtype=acc)
+    return torch.empty_like(v, dtype=out_dtype), stats, torch.empty_like(stats)
+
+
+@torch.library.custom_op("cwn_bench::cwn_bwd", mutates_args=())
+def cwn_bwd(grad_w: Tensor, v: Tensor, g: Tensor | None, mean: Tensor, r: Tensor) -> tuple[Tensor, Tensor]:
+    """``(dv, dg)``: ``dv`` of ``v``'s shape, strides and dtype; ``dg`` of ``g``'s shape and
+    dtype (an empty tensor when ``g`` is None)."""
+    v = _layout(v)
+    if grad_w.stride() != v.stride():
+        grad_w = torch.empty_like(v, dtype=grad_w.dtype).copy_(grad_w)
+    n_rows = v.shape[0]
+    n_cols = v.numel() // max(n_rows, 1)
+    dv = torch.empty_like(v)
+    dg = torch.empty_like(g) if g is not None else v.new_empty(0)
+    if v.numel():
+        block_r, block_k, programs = launch_config(n_rows, n_cols)
+        _cwn_bwd_kernel[(programs,)](
+            grad_w, v, g if g is not None else v, mean, r, dv, dg, n_rows, n_cols,
+            HAS_G=g is not None, ACC=_tl_acc(mean.dtype), BLOCK_R=block_r, BLOCK_K=block_k, num_warps=4)
+    return dv, dg
+
+
+@cwn_bwd.register_fake
+def _cwn_bwd_fake(grad_w: Tensor, v: Tensor, g: Tensor | None, mean: Tensor, r: Tensor) -> tuple[Tensor, Tensor]:
+    v = _layout(v)
+    return torch.empty_like(v), torch.empty_like(g) if g is not None else v.new_empty(0)
+
+
+def _setup_context(ctx, inputs, output) -> None:
+    v, g, _eps, _out_dtype = inputs
+    _w, mean, r = output
+    ctx.mark_non_differentiable(mean, r)
+    ctx.save_for_backward(v, g, mean, r)
+
+
+def _backward(ctx, grad_w: Tensor, _grad_mean: Tensor, _grad_r: Tensor):
+    v, g, mean, r = ctx.saved_tensors
+    dv, dg = cwn_bwd(grad_w, v, g, mean, r)
+    return dv, (dg if g is not None else None), None, None
+
+
+cwn_fwd.register_autograd(_backward, setup_context=_setup_context)
+
+
+def centered_weight_norm_triton(v: Tensor, g: Tensor | None, eps: float, out_dtype: torch.dtype) -> Tensor:
+    """The ``triton`` backend of :func:`cwn_bench.nn.functional.centered_weight_norm`:
+    ``v`` ``[out, ...]`` (any float dtype, on CUDA or on CPU under ``TRITON_INTERPRET=1``),
+    ``g`` ``[out]`` or None; returns the effective weight in ``out_dtype``."""
+    return cwn_fwd(v, g, eps, out_dtype)[0]
