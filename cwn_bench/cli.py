@@ -11,7 +11,9 @@ import sys
 from pathlib import Path
 
 from cwn_bench import config as cfgmod
+from cwn_bench.bench import options as bench_options
 from cwn_bench.errors import UserError
+from launch import commands as launch_commands  # submit, status (submitit imported when run)
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -52,6 +54,34 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_conv(args: argparse.Namespace) -> int:
+    from cwn_bench.bench.conv import ConvBenchSpec, run_conv  # torch: imported only when used
+
+    out = args.out or bench_options.default_out("conv")
+    run_conv(bench_options.spec_from_args(ConvBenchSpec, args), out)
+    print(f"# wrote {out}")
+    return 0
+
+
+def cmd_bench_step(args: argparse.Namespace) -> int:
+    from cwn_bench.bench.step import StepBenchSpec, run_step  # torch: imported only when used
+
+    out = args.out or bench_options.default_out("step")
+    run_step(bench_options.spec_from_args(StepBenchSpec, args), out)
+    print(f"# wrote {out}")
+    return 0
+
+
+def cmd_bench_data(args: argparse.Namespace) -> int:
+    from cwn_bench.bench.data import run_data  # torch (and DALI): imported only when used
+
+    out = args.out or bench_options.default_out("data")
+    run_data(args.root, args.loader, out, batch_size=args.batch_size, epochs=args.epochs,
+             skip_corrupt=args.skip_corrupt, image_size=args.image_size, workers=args.workers, warmup=args.warmup)
+    print(f"wrote {out}")
+    return 0
+
+
 def cmd_make_dataset(args: argparse.Namespace) -> int:
     from cwn_bench.data import make_digits_dataset
 
@@ -82,6 +112,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH", help="run dirs, sweep dirs, folders of them, bench .jsonl")
     p.add_argument("--out", required=True, help="output folder (CSV, LaTeX, PNG, report.md, index.html)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("submit", help="send a config's whole sweep to SLURM (a job array) or run it locally")
+    launch_commands.add_submit_arguments(p)
+    p.set_defaults(func=launch_commands.cmd_submit)
+
+    p = sub.add_parser("status", help="one row per run of a sweep: SLURM state, restarts, epoch, error, img/s")
+    p.add_argument("sweep_dir", metavar="SWEEP_DIR", help="the folder `cwn-bench submit` printed")
+    p.set_defaults(func=launch_commands.cmd_status)
+
+    p = sub.add_parser("bench", help="micro-benchmarks: normalised convs vs cuDNN, training steps")
+    bench = p.add_subparsers(dest="bench", required=True, metavar="BENCH")
+    p = bench.add_parser("conv", help="plain conv/linear vs CWN (reference, explicit, Triton, compiled), WN, WS",
+                         description="Time each variant against the plain layer, alternating pair by pair; "
+                                     "write JSONL (env header, one row per measurement) and print a table. "
+                                     "Defaults: all variants, fwd+bwd, nchw, shape set paper, bf16+tf32 and "
+                                     "50 pairs on a GPU, fp32 and 10 pairs on a CPU.")
+    bench_options.add_conv_arguments(p)
+    p.set_defaults(func=cmd_bench_conv)
+    p = bench.add_parser("step", help="googlenet_bn training steps (fwd, bwd, SGD) plain vs CWN, img/s",
+                         description="Time whole training steps of googlenet_bn on synthetic images, plain and "
+                                     "CWN alternately; write JSONL and print img/s and the ratio. Defaults: "
+                                     "20 pairs on a GPU, 3 on a CPU.")
+    bench_options.add_step_arguments(p)
+    p.set_defaults(func=cmd_bench_step)
+    p = bench.add_parser("data", help="img/s of the training input pipeline (dali or torch) over a JPEG folder",
+                         description="Read ROOT (train/<class>/*.jpg) through the training pipeline for whole "
+                                     "epochs after a short warm-up; print img/s and write one JSONL row.")
+    p.add_argument("root", metavar="ROOT", help="ImageNet-layout folder (train/<class>/*.jpg, val/<class>/*.jpg)")
+    p.add_argument("--loader", choices=("dali", "torch"), required=True, help="input pipeline to time")
+    p.add_argument("--batch-size", type=int, default=64, help="images per batch (default: 64)")
+    p.add_argument("--epochs", type=int, default=1, help="timed epochs (default: 1)")
+    p.add_argument("--image-size", type=int, default=224, help="train crop side, pixels (default: 224)")
+    p.add_argument("--workers", type=int, default=2, help="DataLoader processes / DALI threads (default: 2)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed batches first (default: 2)")
+    p.add_argument("--skip-corrupt", action="store_true", help="skip and count unreadable images instead of failing")
+    p.add_argument("--out", type=Path, help="JSONL to create (default: runs/bench/data-<time>.jsonl)")
+    p.set_defaults(func=cmd_bench_data)
 
     p = sub.add_parser("make-dataset", help="write a small real JPEG dataset (ImageNet layout) for demos and tests")
     p.add_argument("dataset", choices=("digits",), help="digits: scikit-learn's 1797 8x8 digits, upscaled")

@@ -207,6 +207,12 @@ def to_dict(cfg: Config) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+def build_checked(cls: type, data: Any, source: str) -> Any:
+    """Any dataclass ``cls`` (e.g. a cluster profile) from nested mappings, every key and
+    type checked as for configs; errors name ``source`` and the key."""
+    return _build(cls, data, source)
+
+
 def from_dict(data: dict[str, Any], source: str = "<config>") -> Config:
     """Validate nested mappings (e.g. ``run.json["config"]``) into a :class:`Config`."""
     cfg = _build(Config, data, source)

@@ -117,6 +117,7 @@ ReturnToService=2
 SchedulerParameters=sched_interval=2,bf_interval=5
 JobRequeue=1
 MinJobAge=600
+KillWait=10
 $node_lines
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF

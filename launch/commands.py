@@ -1,0 +1,82 @@
+"""The ``submit`` and ``status`` sub-commands (wired into ``cwn_bench/cli.py``).
+
+Every profile field is also a flag (``--nodes``, ``--gpus-per-node``, ``--time`` in
+minutes, ``--partition``, ``--setup 'module load cuda'`` repeatable, ...) that overrides
+the profile for this submission.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from pathlib import Path
+
+from cwn_bench.config import load_config
+
+from launch.profile import Profile, load_profile
+
+RENAMED = {"time_min": "--time", "signal_delay_s": "--signal-delay"}
+
+
+def _flag_type(tp: typing.Any) -> type:
+    """``int | None`` -> int; ``str`` -> str."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    return args[0] if args else tp
+
+
+def add_submit_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="experiment YAML (its sweep: becomes one job per point)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, value parsed as YAML")
+    p.add_argument("--profile", help="cluster profile YAML, e.g. configs/clusters/local.yaml")
+    p.add_argument("--wait", action="store_true", help="follow the jobs until they end")
+    p.add_argument("--dry-run", action="store_true", help="print the batch script; submit nothing")
+    p.add_argument("--allow-dirty", action="store_true",
+                   help="snapshot uncommitted changes of the code (recorded as uncommitted.diff)")
+    hints = typing.get_type_hints(Profile)
+    group = p.add_argument_group("cluster profile overrides")
+    for f in dataclasses.fields(Profile):
+        flag = RENAMED.get(f.name, "--" + f.name.replace("_", "-"))
+        tp = hints[f.name]
+        if f.name == "setup":
+            group.add_argument(flag, action="append", metavar="LINE", help="shell line run before the tasks")
+        elif typing.get_origin(tp) is typing.Literal:
+            group.add_argument(flag, dest=f.name, choices=typing.get_args(tp),
+                               help=f"default: slurm when sbatch is on PATH, else local (profile: {f.default})")
+        else:
+            group.add_argument(flag, dest=f.name, type=_flag_type(tp), help=f"profile default: {f.default}")
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from launch.status import wait
+    from launch.submit import submit_sweep
+
+    cfg = load_config(args.config, args.overrides)
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Profile)}
+    if overrides["setup"] is not None:
+        overrides["setup"] = list(overrides["setup"])
+    profile = load_profile(args.profile, overrides)
+    sub = submit_sweep(cfg, profile, dry_run=args.dry_run, allow_dirty=args.allow_dirty)
+    if sub.script is not None:
+        print(sub.script)
+    print(f"sweep: {sub.sweep_dir}")
+    for name, why in sub.skipped.items():
+        print(f"  {name}: skipped ({why})")
+    for name, job_id in sub.submitted.items():
+        print(f"  {name}: {sub.cluster} job {job_id}")
+    if sub.cluster == "debug":  # runs here and now, one run after the other; pdb on an error
+        for job in sub.jobs:
+            job.result()
+    if (args.wait or sub.cluster == "debug") and sub.jobs:
+        wait(sub.jobs)
+        return cmd_status(argparse.Namespace(sweep_dir=str(sub.sweep_dir)))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Exit status 1 when a run failed, else 0."""
+    from launch.status import render, rows
+
+    table = rows(Path(args.sweep_dir))
+    print(render(table))
+    return int(any(r.status == "failed" for r in table))

@@ -1,0 +1,108 @@
+"""Cluster profiles: what every job of a sweep asks the scheduler for.
+
+A profile is YAML (``configs/clusters/NAME.yaml``) whose keys are :class:`Profile`'s
+fields, checked like experiment configs; the command line overrides single fields
+(``--nodes 2 --time 240``).  With no profile the defaults suit a CPU-only machine: one
+node, one task, no GPU.  One task per GPU: ``tasks_per_node`` defaults to
+``gpus_per_node`` (or 1 without GPUs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from cwn_bench.config import build_checked
+from cwn_bench.errors import UserError
+
+SIGNALS = ("USR2", "USR1", "TERM", "INT", "HUP", "URG")
+
+
+@dataclass
+class Profile:
+    cluster: Literal["auto", "slurm", "local", "debug"] = "auto"  # auto: slurm if sbatch is on PATH
+    runs_root: str = "runs"  # shared folder holding sweep directories (relative: to the cwd)
+    nodes: int = 1
+    tasks_per_node: int | None = None  # None: gpus_per_node, or 1 without GPUs
+    gpus_per_node: int = 0
+    cpus_per_task: int = 1  # data workers + 1 is a good start
+    mem_gb: float | None = None  # per node; None: the partition's default
+    time_min: int = 60  # time limit of one job (a requeued job gets it again)
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    signal: str = "USR2"  # preemption / time-limit warning; not USR1 with NCCL (it takes USR1)
+    signal_delay_s: int = 90  # seconds between that warning and the kill: one checkpoint must fit
+    max_requeues: int = 3  # requeues after time-outs (preemptions requeue without limit)
+    array_parallelism: int = 32  # array tasks running at once
+    setup: list[str] = field(default_factory=list)  # shell lines before the tasks (module load ...)
+
+    @property
+    def tasks(self) -> int:
+        """Tasks per node: one per GPU."""
+        return self.tasks_per_node or self.gpus_per_node or 1
+
+
+def load_profile(path: str | Path | None, overrides: dict[str, Any] | None = None) -> Profile:
+    """Read a profile YAML (or the defaults when ``path`` is None), apply ``overrides``
+    (field -> value; None values ignored) and check the result."""
+    data: dict[str, Any] = {}
+    source = "the default profile"
+    if path is not None:
+        source = str(path)
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except OSError as err:
+            raise UserError(f"{path}: cannot read cluster profile ({err.strerror})") from None
+        except yaml.YAMLError as err:
+            raise UserError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: a cluster profile must be a mapping of {', '.join(field_names())}")
+    data = {**data, **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    profile = build_checked(Profile, data, source)
+    _check(profile, source)
+    return profile
+
+
+def field_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(Profile)]
+
+
+def _check(p: Profile, source: str) -> None:
+    for name in ("nodes", "cpus_per_task", "time_min", "array_parallelism"):
+        if getattr(p, name) < 1:
+            raise UserError(f"{source}: {name} must be at least 1, got {getattr(p, name)}")
+    for name in ("gpus_per_node", "signal_delay_s", "max_requeues"):
+        if getattr(p, name) < 0:
+            raise UserError(f"{source}: {name} must be 0 or more, got {getattr(p, name)}")
+    if p.tasks_per_node is not None and p.tasks_per_node < 1:
+        raise UserError(f"{source}: tasks_per_node must be at least 1, got {p.tasks_per_node}")
+    p.signal = p.signal.upper().removeprefix("SIG")
+    if p.signal not in SIGNALS:
+        raise UserError(f"{source}: signal {p.signal!r} is not one of {', '.join(SIGNALS)}")
+    if p.signal == "USR1" and p.gpus_per_node > 0:
+        raise UserError(f"{source}: signal USR1 with GPUs: NCCL intercepts SIGUSR1; use USR2")
+    if p.gpus_per_node and p.tasks_per_node and p.tasks_per_node != p.gpus_per_node:
+        raise UserError(f"{source}: tasks_per_node={p.tasks_per_node} but gpus_per_node={p.gpus_per_node}; "
+                        "one task per GPU")
+
+
+def resolve_cluster(profile: Profile) -> str:
+    """``slurm``, ``local`` or ``debug``: ``auto`` is slurm when ``sbatch`` is on PATH, else
+    local; asking for slurm without ``sbatch`` is an error, never a silent fallback."""
+    has_slurm = shutil.which("sbatch") is not None
+    if profile.cluster == "auto":
+        return "slurm" if has_slurm else "local"
+    if profile.cluster == "slurm" and not has_slurm:
+        raise UserError("--cluster slurm: sbatch is not on PATH (no SLURM client here); "
+                        "use --cluster local to run on this machine")
+    if profile.cluster in ("local", "debug") and profile.nodes > 1:
+        raise UserError(f"--cluster {profile.cluster} runs on this machine only: nodes must be 1, "
+                        f"got {profile.nodes}")
+    return profile.cluster

@@ -1,0 +1,119 @@
+"""``cwn-bench status SWEEP_DIR``: one row per run, from sacct and the run directories;
+and ``--wait``'s progress display."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import submitit
+from submitit.core.utils import JobPaths
+from tqdm import tqdm
+
+from cwn_bench.errors import UserError
+from cwn_bench.train import record
+from cwn_bench.train.metrics import MetricsLog
+
+from launch import slurm_state
+from launch import sweep as sweepmod
+from launch.submit import JOBS
+
+COLUMNS = ("run", "job", "slurm", "status", "restarts", "epoch", "val_top1_err", "img_per_s", "reason")
+
+
+@dataclass
+class Row:
+    run: str
+    job: str = "-"
+    slurm: str = "-"  # SLURM state (sacct), "-" off SLURM
+    status: str = "pending"  # completed | failed | running | pending | incomplete
+    restarts: int = 0
+    epoch: str = "-"  # "done/total"
+    val_top1_err: float | None = None  # percent
+    img_per_s: float | None = None
+    reason: str = ""  # why it failed: run.json's reason, or SLURM's state and the stderr tail
+
+
+def _stderr_tail(root: Path, job_id: str, lines: int = 3) -> str:
+    path = JobPaths(root / JOBS, job_id=job_id, task_id=0).stderr
+    try:
+        text = [x for x in path.read_text(errors="replace").splitlines() if x.strip()]
+    except OSError:
+        return ""
+    return " | ".join(text[-lines:])
+
+
+def _run_files(run_dir: Path) -> tuple[dict[str, Any] | None, dict[str, Any] | None, str]:
+    """(run.json, last epoch record, problem reading them)."""
+    try:
+        return record.read(run_dir), MetricsLog(run_dir / "metrics.jsonl", True).last("epoch"), ""
+    except (UserError, ValueError) as err:
+        return None, None, str(err)
+
+
+def rows(root: Path) -> list[Row]:
+    data = sweepmod.read(root)
+    latest = sweepmod.latest_jobs(data)
+    states = slurm_state.query([job for cluster, job in latest.values() if cluster == "slurm"])
+    epochs = data["config"]["train"]["epochs"]
+    out = []
+    for run in data["runs"]:
+        row = Row(run["name"])
+        cluster, row.job = latest.get(row.run, ("-", "-"))
+        state = states.get(row.job)
+        run_json, last, problem = _run_files(root / row.run)
+        epochs_total = (run_json or {}).get("config", {}).get("train", {}).get("epochs", epochs)
+        if last:
+            row.epoch = f"{last['epoch']}/{epochs_total}"
+            row.val_top1_err, row.img_per_s = last.get("val_top1_err"), last.get("img_per_s")
+        if run_json:
+            row.status, row.reason = run_json["status"], run_json.get("reason") or ""
+            row.restarts = max(len(run_json.get("attempts", [])) - 1, 0)
+        if state is not None:
+            row.slurm, row.restarts = state.state, max(row.restarts, state.restarts)
+            if state.final and row.status != "completed":
+                row.status = "failed" if state.state != "COMPLETED" else "incomplete"
+                tail = _stderr_tail(root, row.job)
+                row.reason = "; ".join(x for x in (row.reason, f"SLURM {state.state}", tail) if x)
+        row.reason = "; ".join(x for x in (row.reason, problem) if x)
+        out.append(row)
+    return out
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def render(table: list[Row]) -> str:
+    """Aligned plain-text table, one row per run."""
+    cells = [list(COLUMNS)] + [[_fmt(getattr(r, c)) for c in COLUMNS] for r in table]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS) - 1)]
+    return "\n".join("  ".join([*(c.ljust(w) for c, w in zip(row, widths)), row[-1]]).rstrip()
+                     for row in cells)
+
+
+def wait(jobs: list[submitit.Job], poll_s: float = 5.0) -> None:
+    """Follow ``jobs`` until every one has ended: a tqdm bar on a terminal, else a line
+    whenever the count of states changes."""
+    tty = sys.stderr.isatty()
+    bar = tqdm(total=len(jobs), unit="job", disable=not tty)
+    last = ""
+    while True:
+        jobs[0].done(force_check=True)  # one sacct call refreshes every job of the sweep
+        done = [job.done() for job in jobs]
+        counts: dict[str, int] = {}
+        for job in jobs:
+            counts[job.state] = counts.get(job.state, 0) + 1
+        summary = ", ".join(f"{k.lower()} {v}" for k, v in sorted(counts.items()))
+        bar.update(sum(done) - bar.n)
+        bar.set_postfix_str(summary)
+        if not tty and summary != last:
+            print(f"{sum(done)}/{len(jobs)} ended: {summary}", file=sys.stderr, flush=True)
+        last = summary
+        if all(done):
+            break
+        time.sleep(poll_s)
+    bar.close()

@@ -1,0 +1,139 @@
+"""Submit a sweep: one job per point, all in one SLURM job array.
+
+``submit_sweep`` resolves the sweep directory, skips runs whose run.json says completed
+(and runs whose job is still queued or running), snapshots the code, and submits the rest
+with submitit: ``SlurmExecutor`` (sbatch, array ``0-(n-1)%array_parallelism``),
+``LocalExecutor`` (processes on this machine) or ``DebugExecutor`` (in this process).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import submitit
+from submitit.slurm.slurm import _make_sbatch_string
+
+from cwn_bench.config import Config, set_value, to_dict
+from cwn_bench.errors import UserError
+
+from launch import slurm_state, snapshot
+from launch import sweep as sweepmod
+from launch.profile import Profile, resolve_cluster
+from launch.task import TrainTask
+
+JOBS = "jobs"  # submitit's pickles and logs, under the sweep directory
+
+
+@dataclass
+class Submission:
+    sweep_dir: Path
+    cluster: str
+    submitted: dict[str, str] = field(default_factory=dict)  # run name -> job id
+    skipped: dict[str, str] = field(default_factory=dict)  # run name -> why
+    jobs: list[submitit.Job] = field(default_factory=list)
+    script: str | None = None  # the batch script (dry run on slurm)
+
+
+def setup_lines(profile: Profile, code: Path | None) -> list[str]:
+    """The profile's setup lines, then the preemption signal for submitit inside the job
+    and, with a snapshot, ``cd`` into it and put it first on PYTHONPATH (``python -m``
+    puts the working directory first on sys.path, so both are needed)."""
+    lines = list(profile.setup) + [f"export SUBMITIT_PREEMPT_SIGNAL={shlex.quote(profile.signal)}"]
+    if code is not None:
+        q = shlex.quote(str(code))
+        lines += [f"export PYTHONPATH={q}${{PYTHONPATH:+:$PYTHONPATH}}", f"cd {q}"]
+    return lines
+
+
+def slurm_parameters(profile: Profile, code: Path | None, name: str) -> dict[str, Any]:
+    """SlurmExecutor parameters (sbatch's names); None values are left out."""
+    extra = {"signal": f"{profile.signal}@{profile.signal_delay_s}"}  # submitit reads USR2 at import
+    if profile.mem_gb is not None:
+        extra["mem"] = f"{int(profile.mem_gb * 1024)}M"
+    params = {
+        "job_name": name, "time": profile.time_min, "nodes": profile.nodes,
+        "ntasks_per_node": profile.tasks, "cpus_per_task": profile.cpus_per_task,
+        "gpus_per_node": profile.gpus_per_node or None, "partition": profile.partition,
+        "account": profile.account, "qos": profile.qos, "constraint": profile.constraint,
+        "signal_delay_s": profile.signal_delay_s, "array_parallelism": profile.array_parallelism,
+        "setup": setup_lines(profile, code), "additional_parameters": extra,
+    }
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def make_executor(cluster: str, profile: Profile, folder: Path, code: Path | None, name: str) -> submitit.Executor:
+    if cluster == "slurm":
+        executor: submitit.Executor = submitit.SlurmExecutor(folder, max_num_timeout=profile.max_requeues)
+        executor.update_parameters(**slurm_parameters(profile, code, name))
+    elif cluster == "local":
+        executor = submitit.LocalExecutor(folder, max_num_timeout=profile.max_requeues)
+        executor.update_parameters(timeout_min=profile.time_min, tasks_per_node=profile.tasks, nodes=1,
+                                   gpus_per_node=profile.gpus_per_node, signal_delay_s=profile.signal_delay_s,
+                                   setup=setup_lines(profile, code))
+    else:
+        executor = submitit.DebugExecutor(folder)
+    return executor
+
+
+def absolute_paths(cfg: Config) -> None:
+    """Jobs start in the snapshot folder: a relative ``data.root`` is made absolute (from
+    the submitting directory) before the sweep is hashed."""
+    if cfg.data.root and not os.path.isabs(cfg.data.root):
+        set_value(cfg, "data.root", os.path.abspath(cfg.data.root))
+
+
+def _previous_status(run_dir: Path) -> str | None:
+    from cwn_bench.train import record  # run.json's reader
+
+    data = record.read(run_dir)
+    return data["status"] if data else None
+
+
+def submit_sweep(cfg: Config, profile: Profile, *, dry_run: bool = False, allow_dirty: bool = False) -> Submission:
+    """Submit every unfinished point of ``cfg``'s sweep (see the module docstring)."""
+    absolute_paths(cfg)
+    cluster = resolve_cluster(profile)
+    root = sweepmod.sweep_dir(cfg, profile.runs_root)
+    sub = Submission(root, cluster)
+    record = sweepmod.read(root) if (root / sweepmod.SWEEP_JSON).exists() else sweepmod.new_record(cfg)
+    latest = sweepmod.latest_jobs(record)
+    states = slurm_state.query([j for c, j in latest.values() if c == "slurm"]) if cluster == "slurm" else {}
+    todo: list[tuple[str, TrainTask]] = []
+    for name, run_dir, run_cfg in sweepmod.runs(cfg, root):
+        job = latest.get(name)
+        state = states.get(job[1]) if job else None
+        if _previous_status(run_dir) == "completed":
+            sub.skipped[name] = "completed"
+        elif state is not None and not state.final:
+            sub.skipped[name] = f"job {job[1]} is {state.state}"
+        else:
+            todo.append((name, TrainTask(to_dict(run_cfg), str(run_dir), profile.signal)))
+    if not todo:
+        return sub
+    code = root / "code" / str(len(record["submissions"]) + 1)
+    if dry_run:
+        if cluster == "slurm":
+            command = f"{shlex.quote(sys.executable)} -u -m submitit.core._submit {shlex.quote(str(root / JOBS))}"
+            sub.script = _make_sbatch_string(command=command, folder=root / JOBS, map_count=len(todo),
+                                             **slurm_parameters(profile, code, cfg.name))
+        sub.submitted = {name: "(dry run)" for name, _ in todo}
+        return sub
+    snap = snapshot.take(code, allow_dirty) if cluster != "debug" else {"commit": None, "dirty": []}
+    executor = make_executor(cluster, profile, root / JOBS, code if cluster != "debug" else None, cfg.name)
+    try:
+        with executor.batch():  # one sbatch call: an array of len(todo) tasks
+            sub.jobs = [executor.submit(task) for _, task in todo]
+    except (OSError, RuntimeError) as err:  # sbatch refused (FailedJobError is a RuntimeError)
+        raise UserError(f"{root}: submission to {cluster} failed: {err}") from None
+    sub.submitted = {name: job.job_id for (name, _), job in zip(todo, sub.jobs)}
+    record["submissions"].append({"time": sweepmod.now(), "cluster": cluster, "code": str(code),
+                                  "commit": snap["commit"], "dirty": snap["dirty"],
+                                  "profile": dataclasses.asdict(profile), "jobs": sub.submitted})
+    sweepmod.write(root, record)
+    return sub
