@@ -94,28 +94,29 @@ class Trainer:
     def global_step(self) -> int:
         return self.epoch * self.steps + self.meter.steps
 
+    def new_record(self) -> dict[str, Any]:
+        """run.json's contents for this start (collective: gathers every rank's host name)."""
+        hosts = distributed.all_gather(envinfo.host(), self.env)
+        previous = (record.read(self.run_dir) if self.env.is_main else None) or {}
+        attempt = {"started": _now(), "hostnames": sorted(set(hosts)), "resumed_from": self.resumed_from,
+                   "slurm": {k: os.environ.get(k) for k in envinfo.SLURM_VARS}}
+        cfg, data = self.cfg, self.data
+        return {
+            "config": to_dict(cfg), "seed": cfg.seed, "config_hash": config_hash(cfg),
+            "status": "running", "reason": None, "env": envinfo.capture(hosts),
+            "world_size": self.env.world_size, "batch_size_per_rank": cfg.train.batch_size,
+            "global_batch": cfg.train.batch_size * self.env.world_size, "steps_per_epoch": self.steps,
+            "device": str(self.env.device), "num_params": sum(p.numel() for p in self.eng.model.parameters()),
+            "train_size": data.train_size, "val_size": data.val_size, "skipped": data.skipped,
+            "created": previous.get("created", _now()), "attempts": previous.get("attempts", []) + [attempt],
+        }
+
     def run_record(self, status: str, reason: str | None = None, **extra: Any) -> None:
-        """Collective (gathers host names the first time); rank 0 writes run.json."""
-        if not hasattr(self, "_record"):
-            hosts = distributed.all_gather(envinfo.host(), self.env)
-            previous = record.read(self.run_dir) if self.env.is_main else None
-            attempt = {"started": _now(), "hostnames": sorted(set(hosts)), "resumed_from": self.resumed_from,
-                       "slurm": {k: os.environ.get(k) for k in envinfo.SLURM_VARS}}
-            cfg, data = self.cfg, self.data
-            self._record = {
-                "config": to_dict(cfg), "seed": cfg.seed, "config_hash": config_hash(cfg),
-                "status": status, "reason": None, "env": envinfo.capture(hosts),
-                "world_size": self.env.world_size, "batch_size_per_rank": cfg.train.batch_size,
-                "global_batch": cfg.train.batch_size * self.env.world_size, "steps_per_epoch": self.steps,
-                "device": str(self.env.device), "num_params": sum(p.numel() for p in self.eng.model.parameters()),
-                "train_size": data.train_size, "val_size": data.val_size, "skipped": data.skipped,
-                "created": (previous or {}).get("created", _now()),
-                "attempts": (previous or {}).get("attempts", []) + [attempt],
-            }
-        self._record.update(status=status, reason=reason, updated=_now(), **extra)
+        """Rank 0 rewrites run.json with ``status`` (running | completed | failed)."""
+        self.info.update(status=status, reason=reason, updated=_now(), skipped=self.data.skipped, **extra)
         if self.env.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            record.write(self.run_dir, self._record)
+            record.write(self.run_dir, self.info)
 
     def save(self) -> None:
         """Collective checkpoint of the current position; rank 0 writes, all wait for it."""
@@ -194,6 +195,7 @@ class Trainer:
     # ------------------------------------------------------------------ main flow
 
     def fit(self) -> str:
+        self.info = self.new_record()
         self.run_record("running")
         try:
             return self.epochs()

@@ -1,0 +1,353 @@
+"""The training engine on real data (the digits JPEG folder), real processes, real signals.
+
+Runs are tiny MLPs on 8x8 grey digits (45 steps of 32 per epoch) so that every test is
+a few seconds of CPU; the exact-resume and DDP tests start real `cwn-bench train`
+processes.  Resume comparisons are bitwise (``torch.equal``) with train.deterministic.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from cwn_bench.config import SchedConfig, load_config
+from cwn_bench.errors import UserError
+from cwn_bench.train import TrainingFailed, checkpoint, run
+from cwn_bench.train.metrics import MetricsLog
+from cwn_bench.train.optim import lr_at, param_groups
+from cwn_bench.train.stopping import StopRequest
+
+CLI = [sys.executable, "-m", "cwn_bench.cli"]
+TIMING = {"img_per_s", "img_per_s_per_gpu", "img_per_s_compute", "data_time_s", "data_wait_share", "train_s",
+          "eval_s", "wall_s"}
+EPOCH_KEYS = {"kind", "epoch", "step", "lr", "train_loss", "train_top1_err", "val_loss", "val_top1_err",
+              "val_top5_err", "peak_gpu_mem_gib"} | TIMING
+
+# `cwn-bench train` whose loader waits 50 ms per train batch, so that a signal reliably
+# lands mid-epoch (a real step here takes ~2 ms); the training code itself is unchanged.
+SLOW_TRAIN = """
+import sys, time
+from cwn_bench.data.module import DataModule
+from cwn_bench.cli import main
+fast = DataModule.train_batches
+def slow(self, epoch, start_step=0):
+    for batch in fast(self, epoch, start_step):
+        time.sleep(0.05)
+        yield batch
+DataModule.train_batches = slow
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def write_config(tmp_path: Path, digits_root: Path, **sections: dict) -> Path:
+    """A digits MLP config file: 8x8 grey, 2 epochs, deterministic, checkpoint every 4 steps."""
+    data = {
+        "name": "digits_test", "seed": 0,
+        "model": {"name": "mlp", "method": "cwn", "hidden": [32, 16]},
+        "data": {"name": "digits", "root": str(digits_root), "loader": "torch", "image_size": 8, "resize_size": 8,
+                 "train_crop": "resize", "grayscale": True, "normalize": "dataset", "workers": 0},
+        "optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4},
+        "sched": {"name": "exp", "lr_end": 0.01},
+        "train": {"epochs": 2, "batch_size": 32, "deterministic": True, "device": "cpu", "log_every": 5,
+                  "checkpoint_every_steps": 4, "keep_checkpoints": 3},
+    }
+    for section, values in sections.items():
+        data[section] = {**data.get(section, {}), **values} if isinstance(values, dict) else values
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def records(run_dir: Path, kind: str) -> list[dict]:
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["kind"] == kind]
+
+
+def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    newest = sorted((run_dir / "checkpoints").glob("ckpt-*.pt"))[-1]
+    return checkpoint.load(newest)["model"]
+
+
+def without_timing(recs: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in recs]
+
+
+def assert_same_run(run_dir: Path, reference: Path) -> None:
+    """Bitwise equal final weights and equal epoch/step records (timings aside)."""
+    got, want = final_weights(run_dir), final_weights(reference)
+    assert got.keys() == want.keys()
+    assert all(torch.equal(got[k], want[k]) for k in want), "weights differ from the uninterrupted run"
+    assert without_timing(records(run_dir, "epoch")) == without_timing(records(reference, "epoch"))
+    assert records(run_dir, "step") == records(reference, "step")
+
+
+def start_slow(config: Path, run_dir: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", SLOW_TRAIN, "train", str(config), "--run-dir", str(run_dir)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_line(proc: subprocess.Popen, text: str) -> None:
+    for line in proc.stderr:
+        if text in line:
+            return
+    raise AssertionError(f"process ended (rc {proc.wait()}) before printing {text!r}")
+
+
+def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=300, env=env)
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+def test_lr_schedules():
+    sched = SchedConfig(name="exp", lr_end=1e-4)
+    # the paper's ImageNet schedule: 0.1 * exp(-ln(1000) * e / 90), here at e = 45 of 90
+    assert lr_at(0, 100, 90, 0.1, sched) == pytest.approx(0.1)
+    assert lr_at(4500, 100, 90, 0.1, sched) == pytest.approx(0.1 * math.exp(-math.log(1000) * 45 / 90))
+    assert lr_at(9000, 100, 90, 0.1, sched) == pytest.approx(1e-4)
+    steps = SchedConfig(name="step", milestones=[80, 120], gamma=0.1)
+    assert [lr_at(e * 10, 10, 160, 0.1, steps) for e in (79, 80, 119, 120)] == pytest.approx([0.1, 0.01, 0.01, 0.001])
+    cosine = SchedConfig(name="cosine", lr_end=0.0, warmup_epochs=1)
+    assert lr_at(0, 10, 11, 1.0, cosine) == pytest.approx(0.1)  # warm-up: (step + 1) / 10
+    assert lr_at(60, 10, 11, 1.0, cosine) == pytest.approx(0.5)  # half-way through the cosine
+    assert lr_at(110, 10, 11, 1.0, cosine) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_weight_decay_exempts_scales_biases_and_bn():
+    from cwn_bench.config import OptimConfig
+    from cwn_bench.nn import CWNConv2d
+
+    model = nn.Sequential(CWNConv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4, 2))
+    decayed, exempt = param_groups(model, OptimConfig(exempt_scales_biases=True, weight_decay=1e-4))
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert sorted(names[id(p)] for p in decayed["params"]) == ["0.v", "3.weight"]
+    assert sorted(names[id(p)] for p in exempt["params"]) == ["0.bias", "0.g", "1.bias", "1.weight", "3.bias"]
+    assert exempt["weight_decay"] == 0.0 and decayed["weight_decay"] == 1e-4
+    assert len(param_groups(model, OptimConfig())) == 1
+
+
+def test_checkpoints_are_pruned_and_a_corrupt_newest_falls_back(tmp_path, capsys):
+    for step in (4, 8, 12):
+        checkpoint.save({"step": step, "w": torch.full((3,), float(step))}, tmp_path, step, keep=2)
+    assert [p.name for p in sorted(tmp_path.glob("ckpt-*.pt"))] == ["ckpt-000000008.pt", "ckpt-000000012.pt"]
+    assert not list(tmp_path.glob("*.tmp"))
+    newest = tmp_path / "ckpt-000000012.pt"
+    newest.write_bytes(newest.read_bytes()[:100])  # a torn write from a crashed file system
+    state, path = checkpoint.load_latest(tmp_path)
+    assert state["step"] == 8 and path.name == "ckpt-000000008.pt"
+    assert "unreadable" in capsys.readouterr().err and (tmp_path / "ckpt-000000012.pt.corrupt").exists()
+    (tmp_path / "ckpt-000000008.pt").write_bytes(b"garbage")
+    with pytest.raises(UserError, match="no readable checkpoint"):
+        checkpoint.load_latest(tmp_path)
+
+
+def test_metrics_truncate_keeps_what_the_checkpoint_covers(tmp_path):
+    log = MetricsLog(tmp_path / "metrics.jsonl", enabled=True)
+    for rec in ({"kind": "step", "step": 5}, {"kind": "epoch", "epoch": 1, "step": 10}, {"kind": "step", "step": 15},
+                {"kind": "epoch", "epoch": 2, "step": 20}):
+        log.write(rec)
+    with open(log.path, "a") as f:
+        f.write('{"kind": "st')  # killed mid-write
+    log.truncate(epochs_done=1, global_step=16)
+    assert [json.loads(x) for x in log.path.read_text().splitlines()] == [
+        {"kind": "step", "step": 5}, {"kind": "epoch", "epoch": 1, "step": 10}, {"kind": "step", "step": 15}]
+
+
+def test_stop_request_sets_a_flag_and_restores_handlers():
+    before = signal.getsignal(signal.SIGUSR2)
+    with StopRequest([signal.SIGUSR2]) as stop:
+        assert not stop.requested
+        os.kill(os.getpid(), signal.SIGUSR2)
+        assert stop.signum == signal.SIGUSR2
+    assert signal.getsignal(signal.SIGUSR2) is before
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def test_cli_train_end_to_end(tmp_path, digits_root):
+    config = write_config(tmp_path, digits_root)
+    run_dir = tmp_path / "run"
+    done = cli("train", str(config), "--run-dir", str(run_dir))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [str(run_dir)]
+    assert "epoch 2/2: train loss" in done.stderr  # plain progress lines (stderr is no TTY)
+
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "completed" and info["reason"] is None
+    assert info["config"]["model"]["method"] == "cwn" and info["seed"] == 0 and len(info["config_hash"]) == 64
+    assert info["world_size"] == 1 and info["global_batch"] == 32 and info["steps_per_epoch"] == 45
+    env = info["env"]
+    assert env["torch"] == torch.__version__ and env["hostnames"] == [socket.gethostname()]
+    assert set(env["slurm"]) >= {"SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_RESTART_COUNT"}
+    assert {"python", "cuda", "cudnn", "dali", "submitit", "gpu", "git"} <= env.keys()
+
+    epochs = records(run_dir, "epoch")
+    assert [r["epoch"] for r in epochs] == [1, 2] and [r["step"] for r in epochs] == [45, 90]
+    assert all(EPOCH_KEYS <= r.keys() for r in epochs)
+    assert all(0 <= r[k] <= 100 for r in epochs for k in ("train_top1_err", "val_top1_err", "val_top5_err"))
+    assert epochs[1]["train_loss"] < epochs[0]["train_loss"] and epochs[1]["val_top1_err"] < 30
+    assert epochs[0]["val_top5_err"] <= epochs[0]["val_top1_err"]
+    assert epochs[1]["lr"] == pytest.approx(0.1 * 0.1 ** (89 / 90))  # exp decay 0.1 -> 0.01, last step
+    assert info["final"] == epochs[-1]
+    assert len(list((run_dir / "checkpoints").glob("ckpt-*.pt"))) == 3
+
+    again = cli("train", str(config), "--run-dir", str(run_dir))
+    assert again.returncode == 0 and "already completed" in again.stderr
+    assert records(run_dir, "epoch") == epochs
+
+    other = cli("train", str(config), "model.method=plain", "--run-dir", str(run_dir))
+    assert other.returncode == 2 and "run.json" in other.stderr and "another --run-dir" in other.stderr
+    assert len(other.stderr.strip().splitlines()) == 1
+    assert json.loads((run_dir / "run.json").read_text()) == info  # nothing overwritten
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, digits_root) -> tuple[Path, Path]:
+    """(config, run dir) of one uninterrupted deterministic run."""
+    tmp = tmp_path_factory.mktemp("reference")
+    config = write_config(tmp, digits_root)
+    assert run(load_config(config), tmp / "run") == "completed"
+    return config, tmp / "run"
+
+
+@pytest.mark.slow
+def test_sigterm_mid_epoch_then_resume_is_exact(reference, tmp_path):
+    config, ref_dir = reference
+    run_dir = tmp_path / "run"
+    proc = start_slow(config, run_dir)
+    wait_for_line(proc, "epoch 1/2 step 10/45")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 3  # preempted: requeue me
+    state = checkpoint.load(sorted((run_dir / "checkpoints").glob("ckpt-*.pt"))[-1])
+    assert state["epoch"] == 0 and 10 <= state["meter"]["steps"] < 45  # stopped mid-epoch
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "running"
+    assert records(run_dir, "epoch") == []
+
+    resumed = cli("train", str(config), "--run-dir", str(run_dir))
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"epoch 1, step {state['meter']['steps']}/45" in resumed.stderr
+    assert_same_run(run_dir, ref_dir)
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "completed" and [a["resumed_from"] for a in info["attempts"]][0] is None
+    assert info["attempts"][1]["resumed_from"] == f"ckpt-{state['global_step']:09d}.pt"
+
+
+@pytest.mark.slow
+def test_sigkill_then_corrupt_newest_checkpoint_then_resume_is_exact(reference, tmp_path):
+    """SIGKILL leaves step records past the last checkpoint (every 4 steps); the newest
+    checkpoint is then torn, so the run resumes from the one before, and still ends
+    bitwise equal with each epoch logged once."""
+    config, ref_dir = reference
+    run_dir = tmp_path / "run"
+    proc = start_slow(config, run_dir)
+    wait_for_line(proc, "epoch 2/2 step 15/45")
+    proc.kill()
+    proc.wait(timeout=60)
+    newest, previous = sorted((run_dir / "checkpoints").glob("ckpt-*.pt"))[-2:][::-1]
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
+    assert len(records(run_dir, "epoch")) == 1
+
+    resumed = cli("train", str(config), "--run-dir", str(run_dir))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "unreadable" in resumed.stderr and f"resuming from {previous}" in resumed.stderr
+    assert_same_run(run_dir, ref_dir)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_process_gloo_ddp_equals_one_process_with_the_global_batch(tmp_path, digits_root):
+    """2 ranks x 16 images = 1 process x 32: rank r takes perm[r::2], so each step's two
+    half-batches together are the single process's batch, and DDP averages the two
+    half-batch mean gradients = the mean over 32. Not bitwise: the gradient all-reduce
+    adds in another order than one process's matmul reduction (float sums do not
+    associate). The MLP has no BN, whose per-rank batch statistics would differ."""
+    config = write_config(tmp_path, digits_root, train={"epochs": 2, "checkpoint_every_steps": None})
+    single = tmp_path / "single"
+    assert run(load_config(config), single) == "completed"
+
+    ddp = tmp_path / "ddp"
+    port = str(free_port())
+    procs = []
+    for rank in range(2):
+        env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "OMP_NUM_THREADS": "1"}
+        procs.append(subprocess.Popen([*CLI, "train", str(config), "train.batch_size=16", "--run-dir", str(ddp)],
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
+    assert "epoch 2/2: train loss" in outs[0][1] and "epoch" not in outs[1][1]  # rank 0 alone reports
+
+    info = json.loads((ddp / "run.json").read_text())
+    assert info["world_size"] == 2 and info["global_batch"] == 32 and info["steps_per_epoch"] == 45
+    got, want = final_weights(ddp), final_weights(single)
+    for name in want:
+        torch.testing.assert_close(got[name], want[name], rtol=1e-4, atol=1e-5)
+    for a, b in zip(records(ddp, "epoch"), records(single, "epoch"), strict=True):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+        assert a["train_top1_err"] == pytest.approx(b["train_top1_err"], abs=0.2)  # one image = 0.07%
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-4)
+        assert a["val_top1_err"] == pytest.approx(b["val_top1_err"], abs=0.6)  # one image = 0.28%
+
+
+def test_nan_loss_stops_with_failed_status_and_keeps_the_good_checkpoint(tmp_path, digits_root):
+    config = write_config(tmp_path, digits_root, model={"method": "plain"},
+                          optim={"lr": 1e12, "momentum": 0.0}, sched={"name": "constant"},
+                          train={"checkpoint_every_steps": 1, "keep_checkpoints": 5})
+    run_dir = tmp_path / "run"
+    failed = cli("train", str(config), "--run-dir", str(run_dir))
+    assert failed.returncode == 2
+    message = failed.stderr.strip().splitlines()[-1]
+    assert message.startswith("cwn-bench train: error:") and "non-finite training loss" in message
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "failed" and "step" in info["reason"]
+    kept = sorted((run_dir / "checkpoints").glob("ckpt-*.pt"))
+    assert kept, "the steps before the blow-up were checkpointed"
+    bad_step = int(info["reason"].split("global step ")[1].split(")")[0])
+    assert checkpoint.load(kept[-1])["global_step"] == bad_step - 1
+    assert all(torch.isfinite(t).all() for t in final_weights(run_dir).values())
+    with pytest.raises(TrainingFailed, match="non-finite"):  # the same from Python
+        run(load_config(config), tmp_path / "again")
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_amp_and_channels_last_run(tmp_path, digits_root, amp):
+    config = write_config(tmp_path, digits_root, train={"amp": amp, "channels_last": True, "epochs": 1,
+                                                        "steps_per_epoch": 5, "deterministic": False})
+    assert run(load_config(config), tmp_path / "run") == "completed"
+    (rec,) = records(tmp_path / "run", "epoch")
+    assert rec["step"] == 5 and math.isfinite(rec["train_loss"]) and math.isfinite(rec["val_loss"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_cwn_trains_the_papers_mlp_faster_than_plain(tmp_path, digits_root, seed):
+    """The paper's Yale-B MLP protocol ({128,64,48,48}, plain SGD, batch 32, lr 0.5) on
+    digits: after one epoch CWN's mean training loss is well below plain's (measured
+    here: 1.66-1.69 against 1.96-2.09 over seeds 0-2)."""
+    losses = {}
+    for method in ("plain", "cwn"):
+        config = write_config(tmp_path, digits_root, seed=seed,
+                              model={"method": method, "hidden": [128, 64, 48, 48]},
+                              optim={"lr": 0.5, "momentum": 0.0, "weight_decay": 0.0}, sched={"name": "constant"},
+                              train={"epochs": 1, "checkpoint_every_steps": None})
+        assert run(load_config(config), tmp_path / method) == "completed"
+        losses[method] = records(tmp_path / method, "epoch")[0]["train_loss"]
+    assert losses["cwn"] < 0.9 * losses["plain"], losses
