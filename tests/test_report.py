@@ -23,11 +23,15 @@ from cwn_bench.report import write_report
 
 def write_run(root: Path, name: str, val_errs: list[float], *, method: str = "cwn", seed: int = 0,
               lr: float = 0.1, status: str = "completed", dataset: str = "cifar10", model: str = "resnet56",
-              world_size: int = 1, img_per_s_per_gpu: float = 100.0, planned: int | None = None) -> Path:
+              world_size: int = 1, img_per_s_per_gpu: float = 100.0, planned: int | None = None,
+              settings: dict | None = None) -> Path:
     """A run dir in the contract's format: run.json + one epoch record per val error
-    (top-5 error = top-1 / 3, train error = val - 1, 10 s per epoch)."""
+    (top-5 error = top-1 / 3, train error = val - 1, 10 s per epoch); ``settings`` are
+    further dotted config keys."""
     cfg = cfgmod.Config(seed=seed)
     cfg.model.name, cfg.model.method, cfg.data.name, cfg.optim.lr = model, method, dataset, lr
+    for key, value in (settings or {}).items():
+        cfgmod.set_value(cfg, key, value)
     cfg.train.epochs = planned or len(val_errs)
     run_dir = root / name
     run_dir.mkdir(parents=True)
@@ -88,6 +92,17 @@ def test_configs_differing_in_lr_are_not_merged_and_the_key_is_named(tmp_path):
     assert acc.loc["optim.lr=0.1", "top1_err_mean"] == 7.5 and acc.loc["optim.lr=0.5", "top1_err_mean"] == 21.0
     assert (acc.n_seeds == 2).all()
     assert "configs differ in optim.lr" in md.read_text()
+
+
+def test_list_valued_key_is_named(tmp_path):
+    runs = tmp_path / "runs"
+    write_run(runs, "wide", [10.0], model="mlp", dataset="svhn", settings={"model.hidden": [128] * 6})
+    write_run(runs, "narrow", [12.0], model="mlp", dataset="svhn", settings={"model.hidden": [64, 32]})
+    md, out = report(tmp_path, runs)
+    acc = pd.read_csv(out / "accuracy.csv")
+    assert sorted(acc.variant) == ["model.hidden=[128,128,128,128,128,128]", "model.hidden=[64,32]"]
+    assert (acc.paper_top1_err == 16.16).all()  # Table 1, SVHN, CWN
+    assert "svhn/mlp: configs differ in model.hidden;" in md.read_text()
 
 
 def test_distinct_config_hashes_are_never_merged(tmp_path):

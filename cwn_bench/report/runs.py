@@ -21,7 +21,7 @@ from cwn_bench.errors import UserError
 from cwn_bench.report.jsonl import Problem, read_json, read_jsonl
 
 # Keys that do not make two runs different experiments: seed is what is averaged over,
-# name is a label, sweep is the recipe that produced the point.
+# name is a label (and ``sweep.*``, the recipe that produced the point, is skipped too).
 NOT_COMPARED = ("seed", "name")
 SET_KEYS = ("dataset", "model")  # runs compared with each other in one table / figure
 GROUP_KEYS = ["dataset", "model", "method", "variant", "group"]
@@ -32,14 +32,14 @@ NUMERIC = ("step", "lr", "train_loss", "train_top1_err", "val_loss", "val_top1_e
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"model": {"name": "mlp"}}`` -> ``{"model.name": "mlp"}``; lists become JSON text
-    so that every value is hashable."""
+    """``{"model": {"name": "mlp"}}`` -> ``{"model.name": "mlp"}``; lists become compact
+    JSON text (``[128,64]``) so that every value is hashable and has no ", " in it."""
     out: dict[str, Any] = {}
     for key, value in data.items():
         if isinstance(value, dict) and value:
             out.update(flatten(value, f"{prefix}{key}."))
         else:
-            out[f"{prefix}{key}"] = json.dumps(value) if isinstance(value, (list, dict)) else value
+            out[f"{prefix}{key}"] = json.dumps(value, separators=(",", ":")) if isinstance(value, (list, dict)) else value
     return out
 
 

@@ -25,8 +25,11 @@ LIVE = ("completed", "running")  # statuses whose finished epochs are valid meas
 def ordered(df: pd.DataFrame, extra: list[str] | None = None) -> pd.DataFrame:
     """Rows sorted by dataset, model, method (plain, wn, cwn, others), variant, extra."""
     keys = [k for k in ["dataset", "model", "method", "variant", *(extra or [])] if k in df]
-    rank = {"method": lambda s: s.map(METHOD_ORDER).fillna(len(METHOD_ORDER))}
-    return df.sort_values(keys, key=lambda s: rank.get(s.name, lambda x: x)(s), kind="stable").reset_index(drop=True)
+
+    def rank(column: pd.Series) -> pd.Series:
+        return column.map(METHOD_ORDER).fillna(len(METHOD_ORDER)) if column.name == "method" else column
+
+    return df.sort_values(keys, key=rank, kind="stable").reset_index(drop=True)
 
 
 def _with(df: pd.DataFrame, *columns: str) -> pd.DataFrame:
