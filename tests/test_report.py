@@ -64,7 +64,7 @@ def test_mean_and_std_over_seeds_with_paper_numbers_beside(tmp_path):
     for method, values in finals.items():
         for seed, final in enumerate(values):
             write_run(runs, f"method={method},seed={seed}", [30.0, 15.0, final], method=method, seed=seed)
-    md, out = report(tmp_path, runs)
+    md, out = report(tmp_path, runs, runs / "method=cwn,seed=0" / "run.json")  # overlapping inputs: read once
     acc = pd.read_csv(out / "accuracy.csv").set_index("method")
     assert list(acc.columns[:9]) == ["dataset", "model", "n_seeds", "top1_err_mean", "top1_err_std",
                                      "top5_err_mean", "top5_err_std", "paper_top1_err", "paper_top5_err"]

@@ -19,11 +19,12 @@ class Found:
     sweep_dirs: list[Path] = field(default_factory=list)
     jsonl_files: list[Path] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)  # folders that could not be listed
+    seen: set[Path] = field(default_factory=set)  # resolved paths: overlapping inputs read once
 
-
-def _add(items: list[Path], path: Path) -> None:
-    if path not in items:
-        items.append(path)
+    def add(self, items: list[Path], path: Path) -> None:
+        if path.resolve() not in self.seen:
+            self.seen.add(path.resolve())
+            items.append(path)
 
 
 def _walk(root: Path, found: Found) -> None:
@@ -34,14 +35,14 @@ def _walk(root: Path, found: Found) -> None:
         here_path = Path(here)
         dirs.sort()
         if "sweep.json" in files:
-            _add(found.sweep_dirs, here_path)
+            found.add(found.sweep_dirs, here_path)
         if any(name in files for name in RUN_FILES):
-            _add(found.run_dirs, here_path)
+            found.add(found.run_dirs, here_path)
             dirs.clear()  # a run dir's checkpoints/ holds nothing the report reads
             continue
         for name in sorted(files):
             if name.endswith(".jsonl"):
-                _add(found.jsonl_files, here_path / name)
+                found.add(found.jsonl_files, here_path / name)
 
 
 def discover(paths: list[Path]) -> Found:
@@ -55,11 +56,11 @@ def discover(paths: list[Path]) -> Found:
         if path.is_dir():
             _walk(path, found)
         elif path.name in RUN_FILES:
-            _add(found.run_dirs, path.parent)
+            found.add(found.run_dirs, path.parent)
         elif path.name == "sweep.json":
-            _add(found.sweep_dirs, path.parent)
+            found.add(found.sweep_dirs, path.parent)
         elif path.suffix == ".jsonl":
-            _add(found.jsonl_files, path)
+            found.add(found.jsonl_files, path)
         else:
             raise UserError(f"{path}: not a run dir, sweep dir, run.json, metrics.jsonl or .jsonl file")
     return found
