@@ -35,7 +35,7 @@ def run_data(root: str | Path, loader: str, out: str | Path | None, *, batch_siz
     data = build(cfg, device=device)  # a bad folder fails before the output file is created
     with JsonlWriter(out) as writer:
         writer.write(environment(device, bench="data"))
-        for step, _ in zip(range(warmup), data.train_batches(epoch=-1)):  # builds pipelines/workers, warms caches
+        for _ in zip(range(warmup), data.train_batches(epoch=-1)):  # starts workers or the pipeline, warms caches
             pass
         sync()
         images, start = 0, time.perf_counter()

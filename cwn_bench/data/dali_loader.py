@@ -21,15 +21,14 @@ back to the file by decoding the failing batch's files with PIL.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
 
-from cwn_bench.config import Config
 from cwn_bench.data.augment import Box, train_box, val_box
 from cwn_bench.data.images import CorruptImageError, decode, encoded_size, read_encoded
-from cwn_bench.data.module import DataModule, RawBatch, image_shape
+from cwn_bench.data.module import RawBatch, Source, SourceData
 from cwn_bench.data.sources import ArraySource, FileSource, first_readable
 from cwn_bench.errors import UserError
 
@@ -40,8 +39,7 @@ except ImportError as err:  # pragma: no cover - depends on the installation
     raise UserError(f"data.loader=dali needs NVIDIA DALI ({err}); pip install 'cwn-bench[dali]' "
                     "or use data.loader=torch") from None
 
-Source = FileSource | ArraySource
-
+BoxFn = Callable[[int, int, int], Box]  # (index, width, height) -> crop box
 
 class _Feeder:
     """The batch callback of ``fn.external_source``: for each planned batch of indices, the
@@ -49,7 +47,7 @@ class _Feeder:
     pixels, mirror flags, labels and per-sample skip counts. Raises StopIteration at the end
     of the plan, or at the first unreadable file (kept in ``error``)."""
 
-    def __init__(self, source: Source, plan: list[list[int]], box, skip_corrupt: bool) -> None:
+    def __init__(self, source: Source, plan: list[list[int]], box: BoxFn, skip_corrupt: bool) -> None:
         self.source, self.plan, self.box, self.skip_corrupt = source, iter(plan), box, skip_corrupt
         self.fed: deque[list[str]] = deque()  # paths of batches handed to DALI and not yet delivered
         self.error: CorruptImageError | None = None
@@ -66,9 +64,11 @@ class _Feeder:
     def __call__(self) -> tuple[list[np.ndarray], ...]:
         batch = next(self.plan)
         columns: tuple[list[np.ndarray], ...] = ([], [], [], [], [], [])
+        used = []  # the files actually fed (after skips), to name one DALI fails on
         try:
             for i in batch:
                 j, (data, width, height), skipped = first_readable(len(self.source), i, self._read, self.skip_corrupt)
+                used.append(j)
                 b: Box = self.box(i, width, height)
                 for column, value in zip(columns, (data, np.array([b.x, b.y], np.float32),
                                                    np.array([b.w, b.h], np.float32), np.array(b.flip, np.int32),
@@ -77,7 +77,7 @@ class _Feeder:
         except CorruptImageError as err:
             self.error = err
             raise StopIteration from None
-        self.fed.append([self.source.files[i] for i in batch] if isinstance(self.source, FileSource) else [])
+        self.fed.append([self.source.files[j] for j in used] if isinstance(self.source, FileSource) else [])
         return columns
 
 
@@ -123,16 +123,10 @@ def _culprit(paths: list[str], grayscale: bool, dali_error: str) -> UserError:
     return UserError(f"DALI failed{where}: {detail}")
 
 
-class DaliData(DataModule):
+class DaliData(SourceData):
     """Folder or in-memory data through a DALI pipeline (``data.workers`` CPU threads per rank)."""
 
-    def __init__(self, cfg: Config, rank: int, world_size: int, device: torch.device, train: Source, val: Source,
-                 num_classes: int) -> None:
-        super().__init__(cfg, rank, world_size, device, num_classes=num_classes, in_shape=image_shape(cfg),
-                         train_size=len(train), val_size=len(val))
-        self.train_source, self.val_source = train, val
-
-    def _run(self, source: Source, plan: list[list[int]], box) -> Iterator[RawBatch]:
+    def _run(self, source: Source, plan: list[list[int]], box: BoxFn) -> Iterator[RawBatch]:
         d, gpu = self.cfg.data, self.device.type == "cuda"
         feeder = _Feeder(source, plan, box, d.skip_corrupt)
         pipe = _graph(feeder, d.image_size, d.grayscale, isinstance(source, FileSource), d.train_crop == "pad_crop",
@@ -160,6 +154,4 @@ class DaliData(DataModule):
         return self._run(self.val_source, plan, lambda i, w, h: val_box(self.cfg.data, w, h))
 
     def _raw_train_plain(self) -> Iterator[RawBatch]:
-        n, b = self.train_size, self.batch_size
-        plan = [list(range(s, min(s + b, n))) for s in range(0, n, b)]
-        return self._run(self.train_source, plan, lambda i, w, h: val_box(self.cfg.data, w, h))
+        return self._run(self.train_source, self._plain_plan(), lambda i, w, h: val_box(self.cfg.data, w, h))

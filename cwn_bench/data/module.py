@@ -14,9 +14,11 @@ from torch import Tensor
 
 from cwn_bench.config import Config
 from cwn_bench.data import sharding
+from cwn_bench.data.sources import ArraySource, FileSource
 from cwn_bench.data.transforms import Normalizer, feature_stats
 
 RawBatch = tuple[Tensor, Tensor, int]  # uint8 images [B, C, S, S], labels [B], skipped
+Source = FileSource | ArraySource
 
 
 def image_shape(cfg: Config) -> tuple[int, int, int]:
@@ -79,3 +81,18 @@ class DataModule:
     def _raw_train_plain(self) -> Iterator[RawBatch]:
         """The whole train split in order with the evaluation crop (for dataset statistics)."""
         raise NotImplementedError
+
+
+class SourceData(DataModule):
+    """A data module over train and val sources (image files or in-memory arrays)."""
+
+    def __init__(self, cfg: Config, rank: int, world_size: int, device: torch.device, train: Source, val: Source,
+                 num_classes: int) -> None:
+        super().__init__(cfg, rank, world_size, device, num_classes=num_classes, in_shape=image_shape(cfg),
+                         train_size=len(train), val_size=len(val))
+        self.train_source, self.val_source = train, val
+
+    def _plain_plan(self) -> list[list[int]]:
+        """The whole train split in order, in batches (the last one may be short)."""
+        n, b = self.train_size, self.batch_size
+        return [list(range(s, min(s + b, n))) for s in range(0, n, b)]

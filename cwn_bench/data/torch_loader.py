@@ -9,6 +9,7 @@ message and the main process raises it as one clear error.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -16,13 +17,10 @@ from torch.utils.data import DataLoader, Dataset
 from cwn_bench.config import Config
 from cwn_bench.data.augment import train_box, val_box
 from cwn_bench.data.images import CorruptImageError
-from cwn_bench.data.module import DataModule, RawBatch, image_shape
-from cwn_bench.data.sources import ArraySource, FileSource, first_readable
+from cwn_bench.data.module import RawBatch, Source, SourceData
+from cwn_bench.data.sources import first_readable
 from cwn_bench.data.transforms import crop_resize
 from cwn_bench.errors import UserError
-
-Source = FileSource | ArraySource
-
 
 class _Samples(Dataset):
     """``[(index, epoch)] -> (uint8 [C, S, S], label, skipped, error message or "")``."""
@@ -50,14 +48,12 @@ def _collate(items: list[tuple[torch.Tensor, int, int, str]]) -> tuple[torch.Ten
     return torch.stack(images), torch.tensor(labels), sum(skipped), next((e for e in errors if e), "")
 
 
-class TorchData(DataModule):
+class TorchData(SourceData):
     """Folder or in-memory data through ``torch.utils.data.DataLoader`` (``data.workers`` processes)."""
 
-    def __init__(self, cfg: Config, rank: int, world_size: int, device: torch.device, train: Source, val: Source,
-                 num_classes: int) -> None:
-        super().__init__(cfg, rank, world_size, device, num_classes=num_classes, in_shape=image_shape(cfg),
-                         train_size=len(train), val_size=len(val))
-        self.train_set, self.val_set = _Samples(train, cfg), _Samples(val, cfg)
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.train_set, self.val_set = _Samples(self.train_source, self.cfg), _Samples(self.val_source, self.cfg)
 
     def _load(self, dataset: _Samples, keys: list[list[tuple[int, int]]]) -> Iterator[RawBatch]:
         loader = DataLoader(dataset, batch_sampler=keys, num_workers=self.cfg.data.workers, collate_fn=_collate,
@@ -74,5 +70,4 @@ class TorchData(DataModule):
         return self._load(self.val_set, [[(i, -1) for i in batch] for batch in plan])
 
     def _raw_train_plain(self) -> Iterator[RawBatch]:
-        n, b = self.train_size, self.batch_size
-        return self._load(self.train_set, [[(i, -1) for i in range(s, min(s + b, n))] for s in range(0, n, b)])
+        return self._load(self.train_set, [[(i, -1) for i in batch] for batch in self._plain_plan()])
