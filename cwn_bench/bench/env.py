@@ -1,0 +1,112 @@
+"""The environment header of a benchmark JSONL file and the file itself.
+
+The first line is ``{"kind": "env", ...}``: GPU, driver, CUDA, cuDNN, torch, triton,
+CPU, threads, ``cudnn.benchmark``, host and git commit. Every later line is one result,
+written and flushed as soon as it is measured, so an interrupted run keeps what it had.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import socket
+import subprocess
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+
+from cwn_bench.errors import UserError
+
+
+def _run(cmd: list[str]) -> str | None:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out or None
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _triton_version() -> str | None:
+    try:
+        import triton
+    except ImportError:
+        return None
+    return triton.__version__
+
+
+def card_name(device: torch.device) -> str:
+    """The GPU's name (``NVIDIA H100 80GB HBM3``) or ``cpu``."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
+def environment(device: torch.device, **extra: Any) -> dict[str, Any]:
+    """The ``{"kind": "env"}`` header row for a run on ``device`` plus ``extra`` fields."""
+    cuda = device.type == "cuda"
+    driver = _run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]) if cuda else None
+    return {
+        "kind": "env",
+        "time_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "host": socket.gethostname(),
+        "device": str(device),
+        "gpu": card_name(device) if cuda else None,
+        "gpu_count": torch.cuda.device_count() if cuda else 0,
+        "driver": driver.splitlines()[0] if driver else None,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        "torch": torch.__version__,
+        "triton": _triton_version(),
+        "triton_interpret": os.environ.get("TRITON_INTERPRET") == "1",
+        "python": platform.python_version(),
+        "cpu": _cpu_name(),
+        "threads": torch.get_num_threads(),
+        "git_commit": _run(["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "HEAD"]),
+        **extra,
+    }
+
+
+class JsonlWriter:
+    """Appends one JSON object per line to ``path`` (or only keeps them when ``path`` is
+    None); ``rows`` holds everything written, header included."""
+
+    def __init__(self, path: str | Path | None) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self._file: IO[str] | None = None
+        if path is not None:
+            path = Path(path)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = path.open("x")
+            except FileExistsError:
+                raise UserError(f"--out {path}: the file exists; choose a new path (results are never overwritten)") from None
+            except OSError as err:
+                raise UserError(f"--out {path}: cannot create the file ({err.strerror})") from None
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        if self._file is not None:
+            self._file.write(json.dumps(row) + "\n")
+            self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+    def __enter__(self) -> JsonlWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

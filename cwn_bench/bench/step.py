@@ -1,0 +1,108 @@
+"""``cwn-bench bench step``: one whole training step of googlenet_bn, plain vs CWN.
+
+A step is ``zero_grad`` (to None), forward under bf16 autocast, cross-entropy on random
+labels, backward and ``SGD(momentum=0.9)``, on synthetic channels_last images (float32
+in, as a loader would hand them over). The plain and CWN models are stepped alternately,
+pair by pair (:mod:`cwn_bench.bench.timing`, no L2 flush: the step is far larger than
+L2), and each batch size gives one row per model with images per second; the CWN row
+carries ``ratio_vs_plain``, the median of the pairwise step-time ratios.
+
+CWN layers use the ``auto`` backend: the Triton kernels on a GPU, ``explicit`` on a CPU.
+The model is ``cwn_bench.models``' googlenet_bn (torchvision's GoogLeNet when that
+package cannot be imported, see :func:`cwn_bench.bench.shapes.googlenet_bn_model`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cwn_bench.bench import precision
+from cwn_bench.bench.conv import resolve_device
+from cwn_bench.bench.env import JsonlWriter, environment
+from cwn_bench.bench.progress import progress
+from cwn_bench.bench.shapes import googlenet_bn_model
+from cwn_bench.bench.table import format_table
+from cwn_bench.bench.timing import Workload, summarize, time_pairs
+from cwn_bench.errors import UserError
+
+STEP_COLUMNS = ("shape", "variant", "dtype", "memory_format", "median_ms", "iqr_ms", "img_per_s", "ratio_vs_plain")
+NUM_CLASSES = 1000
+
+
+@dataclass
+class StepBenchSpec:
+    """What to measure; ``None`` means the device's default."""
+
+    batch_sizes: list[int] = field(default_factory=lambda: [64, 256])
+    image_size: int = 224
+    dtype: str = "bf16"
+    memory_format: str = "nhwc"
+    device: str | None = None
+    reps: int | None = None  # pairs: 20 on a GPU, 3 on a CPU
+    warmup: int | None = None  # pairs: 5 on a GPU, 1 on a CPU
+
+    def resolve(self) -> tuple[torch.device, int, int]:
+        device = resolve_device(self.device)
+        precision.check_dtype(self.dtype, device)
+        precision.memory_format(self.memory_format)
+        cuda = device.type == "cuda"
+        reps = self.reps if self.reps is not None else 20 if cuda else 3
+        warmup = self.warmup if self.warmup is not None else 5 if cuda else 1
+        if reps < 1 or warmup < 0 or min(self.batch_sizes, default=0) < 1 or self.image_size < 32:
+            raise UserError("bench step: need --reps >= 1, --warmup >= 0, batch sizes >= 1 and --image-size >= 32")
+        return device, reps, warmup
+
+
+def _train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, dtype: str) -> Workload:
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with precision.autocast(dtype, images.device):
+            loss = F.cross_entropy(model(images), labels)
+        loss.backward()
+        optimizer.step()
+
+    return Workload(step)
+
+
+def _model(method: str, spec: StepBenchSpec, device: torch.device) -> tuple[nn.Module, str]:
+    torch.manual_seed(0)
+    model, source = googlenet_bn_model(NUM_CLASSES, method, spec.image_size)
+    return model.to(device, memory_format=precision.memory_format(spec.memory_format)).train(), source
+
+
+def run_step(spec: StepBenchSpec, out: str | Path | None = None, show: bool = True) -> list[dict[str, Any]]:
+    """Time plain vs CWN training steps per batch size; JSONL to ``out``, table on stdout."""
+    device, reps, warmup = spec.resolve()
+    torch.backends.cudnn.benchmark = True
+    models = {m: _model(m, spec, device) for m in ("plain", "cwn")}
+    with JsonlWriter(out) as writer, precision.tf32_mode(spec.dtype != "fp32"):
+        writer.write(environment(device, bench="step", model=models["plain"][1], pairs=reps, warmup_pairs=warmup))
+        for batch in progress(spec.batch_sizes, len(spec.batch_sizes), "bench step"):
+            images = torch.randn(batch, 3, spec.image_size, spec.image_size, device=device)
+            images = images.contiguous(memory_format=precision.memory_format(spec.memory_format))
+            labels = torch.randint(0, NUM_CLASSES, (batch,), device=device)
+            plain, cwn = (_train_step(models[m][0], images, labels, spec.dtype) for m in ("plain", "cwn"))
+            try:
+                stats = summarize(time_pairs(plain, cwn, reps, warmup, device, flush_l2=False))
+            except torch.OutOfMemoryError:
+                torch.cuda.empty_cache()
+                writer.write({"kind": "skipped", "bench": "step", "batch": batch, "reason": "out of memory"})
+                continue
+            common = {"kind": "measurement", "bench": "step", "shape": f"googlenet_bn:{batch}x3x{spec.image_size}"
+                      f"x{spec.image_size}", "pass": "train-step", "dtype": spec.dtype,
+                      "memory_format": spec.memory_format, "batch": batch, "pairs": stats.pairs}
+            for variant, median, iqr, ratio in (("plain", stats.base_median_ms, stats.base_iqr_ms, 1.0),
+                                                ("cwn", stats.median_ms, stats.iqr_ms, stats.ratio_vs_plain)):
+                writer.write({**common, "variant": variant, "median_ms": median, "iqr_ms": iqr,
+                              "img_per_s": batch / median * 1e3, "ratio_vs_plain": ratio})
+    if show:
+        print(format_table([r for r in writer.rows if r.get("kind") == "measurement"], STEP_COLUMNS))
+    return writer.rows
