@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test install slurm-install
+.PHONY: test install slurm-install gpu-check
 
 install: $(STAMP)
 
@@ -22,3 +22,9 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP) slurm-install
 	$(PY) -m pytest
+
+# On a GPU box, from a bare checkout (torch + Triton only, nothing installed): kernel
+# correctness, the paper and googlenet_bn conv shapes and the step benchmark (< 8 min on
+# one H100); writes results/<date>-<card>/ and prints the overhead table.
+gpu-check:
+	PYTHONPATH=. python -m cwn_bench.bench.gpu_check
