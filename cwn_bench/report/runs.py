@@ -126,6 +126,7 @@ def read_run(run_dir: Path, problems: list[Problem]) -> tuple[dict[str, Any], li
         "model": str(flat.get("model.name", "unknown")),
         "method": str(flat.get("model.method", "unknown")),
         "last_epoch": last,
+        "updated": str(run.get("updated") or ""),  # when run.json was last written (UTC)
         "planned_epochs": planned if isinstance(planned, int) else pd.NA,
         "env": env,
         "attempts": run.get("attempts") if isinstance(run.get("attempts"), list) else [],

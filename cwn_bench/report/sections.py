@@ -129,7 +129,8 @@ def loaders_section(ld: pd.DataFrame) -> Section:
 def runs_section(rp: pd.DataFrame) -> Section:
     def status(row: pd.Series) -> str:
         if row.status == "running":
-            return f"running (in progress, epoch {row.last_epoch}/{num(row.planned_epochs, 0) or '?'})"
+            since = f", run.json updated {row.updated}" if row.updated else ""
+            return f"running (in progress, epoch {row.last_epoch}/{num(row.planned_epochs, 0) or '?'}{since})"
         detail = row.reason or row.note
         return f"{row.status}: {detail}" if detail else row.status
 

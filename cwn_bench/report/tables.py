@@ -174,7 +174,7 @@ def reproducibility(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per run: status, seed, config hash, world size, and the environment
     fields that pin the result (git commit, hosts, SLURM ids and restarts, versions)."""
     keep = ["run", "status", "reason", "note", "seed", "dataset", "model", "method", "variant",
-            "config_hash", "world_size", "nodes", "last_epoch", "planned_epochs"]
+            "config_hash", "world_size", "nodes", "last_epoch", "planned_epochs", "updated"]
     env = pd.DataFrame([env_summary(e, a) for e, a in zip(runs.env, runs.attempts)], index=runs.index)
     table = pd.concat([runs[keep].assign(config_hash=runs.config_hash.str[:12]), env], axis=1)
     return ordered(table, ["seed"])
