@@ -83,10 +83,14 @@ def cmd_bench_data(args: argparse.Namespace) -> int:
 
 
 def cmd_make_dataset(args: argparse.Namespace) -> int:
-    from cwn_bench.data import make_digits_dataset
+    from cwn_bench.data import make_digits_dataset, make_sized_jpegs
 
-    out = make_digits_dataset(args.out, size=args.size)
-    print(f"wrote {out}/train and {out}/val (10 classes of {args.size}x{args.size} JPEGs)")
+    if args.dataset == "digits":
+        out = make_digits_dataset(args.out, size=args.size or 32)
+    else:
+        size = args.size or 500
+        out = make_sized_jpegs(args.out, args.classes, args.per_class, size, size * 3 // 4)
+    print(f"wrote {out}/train and {out}/val")
     return 0
 
 
@@ -151,9 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench_data)
 
     p = sub.add_parser("make-dataset", help="write a small real JPEG dataset (ImageNet layout) for demos and tests")
-    p.add_argument("dataset", choices=("digits",), help="digits: scikit-learn's 1797 8x8 digits, upscaled")
+    p.add_argument("dataset", choices=("digits", "jpegs"),
+                   help="digits: scikit-learn's 1797 8x8 digits, upscaled; jpegs: ImageNet-sized random JPEGs "
+                        "(for `bench data`)")
     p.add_argument("out", metavar="OUT", help="folder to create (absent or empty)")
-    p.add_argument("--size", type=int, default=32, help="image side in pixels (default: 32)")
+    p.add_argument("--size", type=int, help="image width in pixels (default: digits 32 square, jpegs 500x375)")
+    p.add_argument("--classes", type=int, default=10, help="jpegs: class folders (default: 10)")
+    p.add_argument("--per-class", type=int, default=50, help="jpegs: train images per class, val a tenth (default: 50)")
     p.set_defaults(func=cmd_make_dataset)
 
     return parser

@@ -164,3 +164,15 @@ def test_missing_published_files_name_the_path(tmp_path, name, missing):
     with pytest.raises(UserError, match=missing) as err:
         build(config(tmp_path, name=name))
     assert "nothing is fetched" in str(err.value)
+
+
+def test_make_dataset_cli(tmp_path, digits_root, capsys):
+    from cwn_bench import cli
+
+    out = tmp_path / "jpegs"
+    assert cli.main(["make-dataset", "jpegs", str(out), "--size", "40", "--classes", "2", "--per-class", "3"]) == 0
+    assert len(list((out / "train").glob("*/*.JPEG"))) == 6 and len(list((out / "val").glob("*/*.JPEG"))) == 2
+    with Image.open(next((out / "val").glob("*/*.JPEG"))) as img:
+        assert img.format == "JPEG" and img.size == (40, 30)
+    assert cli.main(["make-dataset", "digits", str(digits_root)]) == 2
+    assert "already exists" in capsys.readouterr().err

@@ -13,9 +13,10 @@ import torch
 from cwn_bench.config import Config
 from cwn_bench.data.digits import make_digits_dataset
 from cwn_bench.data.module import DataModule
+from cwn_bench.data.sized_jpegs import make_sized_jpegs
 from cwn_bench.errors import UserError
 
-__all__ = ["DataModule", "build", "make_digits_dataset"]
+__all__ = ["DataModule", "build", "make_digits_dataset", "make_sized_jpegs"]
 
 
 def _num_classes(cfg: Config, found: int) -> int:
