@@ -131,7 +131,7 @@ class DaliData(SourceData):
         feeder = _Feeder(source, plan, box, d.skip_corrupt)
         pipe = _graph(feeder, d.image_size, d.grayscale, isinstance(source, FileSource), d.train_crop == "pad_crop",
                       gpu, batch_size=self.batch_size, num_threads=max(1, d.workers), prefetch_queue_depth=2,
-                      device_id=(self.device.index or 0) if gpu else None, seed=self.cfg.seed)
+                      device_id=self._gpu_index() if gpu else None, seed=self.cfg.seed)
         pipe.build()
         while True:
             try:
@@ -145,6 +145,9 @@ class DaliData(SourceData):
                    int(np.array(skipped.as_tensor()).sum()))
         if feeder.error is not None:
             raise feeder.error
+
+    def _gpu_index(self) -> int:
+        return self.device.index if self.device.index is not None else torch.cuda.current_device()
 
     def _raw_train(self, epoch: int, plan: list[list[int]]) -> Iterator[RawBatch]:
         d, seed = self.cfg.data, self.cfg.seed
