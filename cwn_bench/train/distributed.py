@@ -55,10 +55,12 @@ def _device(choice: str, local_rank: int) -> torch.device:
         raise UserError("train.device=cuda: no GPU is visible (torch.cuda.is_available() is False); "
                         "use train.device=cpu or auto")
     count = torch.cuda.device_count()
-    if local_rank >= count:
-        raise UserError(f"LOCAL_RANK={local_rank} but only {count} GPU(s) are visible on this node")
-    torch.cuda.set_device(local_rank)
-    return torch.device("cuda", local_rank)
+    index = 0 if count == 1 else local_rank  # one visible GPU: the task was bound to its own
+    if index >= count:
+        raise UserError(f"LOCAL_RANK={local_rank} but {count} GPUs are visible on this node; expected one "
+                        "visible GPU per task or at least LOCAL_RANK + 1")
+    torch.cuda.set_device(index)
+    return torch.device("cuda", index)
 
 
 def init(device_choice: str = "auto") -> DistEnv:
