@@ -170,7 +170,11 @@ def test_missing_runs_of_a_sweep_are_listed(tmp_path):
         "submissions": [{"cluster": "slurm", "jobs": {"method=cwn": "123_2"}}]}))
     write_run(sweep, "method=plain", [10.0], method="plain")
     (sweep / "method=wn").mkdir()  # dir made, run never started
+    snapshot = sweep / "code" / "1" / "results"  # the code snapshot is not an input
+    snapshot.mkdir(parents=True)
+    (snapshot / "bench.jsonl").write_text(json.dumps({"kind": "env"}) + "\n")
     md, out = report(tmp_path, sweep)
+    assert "0 bench file(s)" in md.read_text()
     missing = pd.read_csv(out / "missing.csv", dtype=str, keep_default_na=False).set_index("run")
     assert missing.reason.to_dict() == {str(sweep / "method=wn"): "no run.json (never started?)",
                                         str(sweep / "method=cwn"): "run dir absent"}

@@ -11,6 +11,7 @@ from cwn_bench.errors import UserError
 from cwn_bench.report.jsonl import Problem
 
 RUN_FILES = ("run.json", "metrics.jsonl")
+SWEEP_SKIP = ("code", "jobs")  # a sweep dir's code snapshots and submitit logs (launch/sweep.py)
 
 
 @dataclass
@@ -33,9 +34,10 @@ def _walk(root: Path, found: Found) -> None:
 
     for here, dirs, files in os.walk(root, onerror=unreadable):
         here_path = Path(here)
-        dirs.sort()
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # .git, .venv, temporary files
         if "sweep.json" in files:
             found.add(found.sweep_dirs, here_path)
+            dirs[:] = [d for d in dirs if d not in SWEEP_SKIP]
         if any(name in files for name in RUN_FILES):
             found.add(found.run_dirs, here_path)
             dirs.clear()  # a run dir's checkpoints/ holds nothing the report reads
