@@ -176,3 +176,19 @@ def test_make_dataset_cli(tmp_path, digits_root, capsys):
         assert img.format == "JPEG" and img.size == (40, 30)
     assert cli.main(["make-dataset", "digits", str(digits_root)]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mode, fmt, options", [("RGB", "JPEG", {}), ("RGB", "JPEG", {"progressive": True}),
+                                                ("CMYK", "JPEG", {}), ("L", "PNG", {})])
+def test_header_size_matches_pil(mode, fmt, options):
+    import io
+
+    from cwn_bench.data.images import CorruptImageError, check_encoded, encoded_size
+
+    buf = io.BytesIO()
+    Image.new(mode, (37, 21)).save(buf, fmt, **options)
+    data = buf.getvalue()
+    check_encoded(data, "x")
+    assert encoded_size(data, "x") == (37, 21)
+    with pytest.raises(CorruptImageError, match="x: unreadable image"):
+        check_encoded(data[: len(data) // 2], "x")

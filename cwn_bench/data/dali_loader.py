@@ -85,13 +85,15 @@ class _Feeder:
 def _graph(feeder: _Feeder, size: int, grayscale: bool, encoded: bool, pad: bool, gpu: bool):  # noqa: ANN202
     data, anchor, shape, flip, labels, skipped = fn.external_source(source=feeder, num_outputs=6, batch=True)
     colour = types.GRAY if grayscale else types.RGB
+    # stored pixel orientation, as PIL (and torchvision's ImageFolder) decode it: EXIF rotation
+    # would also move the crop boxes computed from the header's width and height
+    decode = dict(output_type=colour, adjust_orientation=False)
     window = dict(axis_names="WH", normalized_anchor=False, normalized_shape=False)
     if encoded and not pad:  # decode only the crop window (libjpeg-turbo / nvJPEG ROI decoding)
-        images = fn.decoders.image_slice(data, anchor, shape, device="mixed" if gpu else "cpu", output_type=colour,
-                                         **window)
+        images = fn.decoders.image_slice(data, anchor, shape, device="mixed" if gpu else "cpu", **decode, **window)
     else:  # whole image, then a window that may reach outside it (zero padding)
         if encoded:
-            images = fn.decoders.image(data, device="mixed" if gpu else "cpu", output_type=colour)
+            images = fn.decoders.image(data, device="mixed" if gpu else "cpu", **decode)
         else:
             images = fn.reshape(data.gpu() if gpu else data, layout="HWC")
             if grayscale:

@@ -54,10 +54,25 @@ def decode(data: bytes, path: str, grayscale: bool) -> Image.Image:
         raise CorruptImageError(path, str(err) or type(err).__name__) from None
 
 
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}  # frame headers
+_NO_LENGTH = {0x01, *range(0xD0, 0xD9)}  # markers without a length field (TEM, RSTn, SOI, EOI)
+
+
 def encoded_size(data: bytes, path: str) -> tuple[int, int]:
-    """(width, height) from the header alone (no decoding)."""
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            return img.size
-    except (OSError, ValueError, SyntaxError) as err:
-        raise CorruptImageError(path, str(err) or type(err).__name__) from None
+    """(width, height) of a checked JPEG or PNG from its header alone: the JPEG's frame
+    header (SOFn) or the PNG's IHDR; walks the JPEG markers (a few per file), ~100x cheaper
+    than opening the file with PIL."""
+    if data.startswith(_PNG_SIG):
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    i = 2
+    while i + 9 <= len(data):
+        if data[i] != 0xFF:
+            break
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+        elif marker in _SOF:
+            return int.from_bytes(data[i + 7:i + 9], "big"), int.from_bytes(data[i + 5:i + 7], "big")
+        else:
+            i += 2 if marker in _NO_LENGTH else 2 + int.from_bytes(data[i + 2:i + 4], "big")
+    raise CorruptImageError(path, "no JPEG frame header before the image data")
