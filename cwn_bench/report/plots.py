@@ -11,6 +11,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from cwn_bench.report.runs import GROUP_KEYS, SET_KEYS
 from cwn_bench.report.tables import LIVE, ordered
@@ -40,6 +41,7 @@ def _panel(ax: Axes, runs: pd.DataFrame, column: str, ylabel: str) -> None:
         line, = ax.plot(per_epoch.index, per_epoch["mean"], marker=marker, ms=3, color=color, label=_label(group))
         ax.fill_between(per_epoch.index, per_epoch["min"], per_epoch["max"], color=line.get_color(), alpha=0.2, lw=0)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
