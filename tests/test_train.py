@@ -177,6 +177,7 @@ def test_stop_request_sets_a_flag_and_restores_handlers():
 # --------------------------------------------------------------------------- runs
 
 
+@pytest.mark.slow
 def test_cli_train_end_to_end(tmp_path, digits_root):
     config = write_config(tmp_path, digits_root)
     run_dir = tmp_path / "run"
