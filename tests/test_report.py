@@ -167,8 +167,12 @@ def test_missing_runs_of_a_sweep_are_listed(tmp_path):
     sweep.mkdir()
     (sweep / "sweep.json").write_text(json.dumps({
         "name": "demo", "runs": [{"name": cfgmod.run_name(p), "point": p} for p in points],
-        "submissions": [{"cluster": "slurm", "jobs": {"method=cwn": "123_2"}}]}))
-    write_run(sweep, "method=plain", [10.0], method="plain")
+        "submissions": [{"cluster": "slurm", "commit": "1234567890abcdef", "dirty": [],
+                         "jobs": {"method=plain": "121", "method=cwn": "123_2"}}]}))
+    plain = write_run(sweep, "method=plain", [10.0], method="plain")
+    record = json.loads((plain / "run.json").read_text())
+    record["env"]["git"]["commit"] = None  # ran from a code snapshot outside git
+    (plain / "run.json").write_text(json.dumps(record))
     (sweep / "method=wn").mkdir()  # dir made, run never started
     snapshot = sweep / "code" / "1" / "results"  # the code snapshot is not an input
     snapshot.mkdir(parents=True)
@@ -179,6 +183,8 @@ def test_missing_runs_of_a_sweep_are_listed(tmp_path):
     assert missing.reason.to_dict() == {str(sweep / "method=wn"): "no run.json (never started?)",
                                         str(sweep / "method=cwn"): "run dir absent"}
     assert missing.loc[str(sweep / "method=cwn"), "job"] == "123_2"
+    listed = pd.read_csv(out / "runs.csv", dtype=str).iloc[0]
+    assert (listed.git_commit, listed.job) == ("1234567890ab", "121")  # as sweep.json recorded them
     assert "method=cwn" in md.read_text()
 
 

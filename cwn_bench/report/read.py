@@ -14,7 +14,7 @@ from cwn_bench.report.bench import read_bench
 from cwn_bench.report.discover import discover
 from cwn_bench.report.jsonl import Problem
 from cwn_bench.report.runs import epochs_frame, read_run, runs_frame
-from cwn_bench.report.sweeps import missing_runs
+from cwn_bench.report.sweeps import missing_runs, read_sweeps, submitted
 
 
 @dataclass
@@ -43,7 +43,11 @@ def read_inputs(paths: list[Path]) -> Inputs:
         else:
             rows.append(read[0])
             records[read[0]["run"]] = read[1]
-    missing += missing_runs(found.sweep_dirs, set(records), problems)
+    sweeps = read_sweeps(found.sweep_dirs, problems)
+    missing += missing_runs(sweeps, set(records))
+    recorded = submitted(sweeps)
+    for row in rows:
+        row["submitted"] = recorded.get(row["run"], {})  # job id and code commit from sweep.json
     measurements, loaders, bench_files = read_bench(found.jsonl_files, problems)
     if not (found.run_dirs or found.sweep_dirs or bench_files):
         raise UserError(f"no run dirs, sweep dirs or bench JSONL found under {', '.join(map(str, paths))}"

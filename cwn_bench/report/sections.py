@@ -137,7 +137,7 @@ def runs_section(rp: pd.DataFrame) -> Section:
     table = pd.DataFrame({
         "run": rp.run, "status": rp.apply(status, axis=1), "seed": rp.seed.astype(str), "method": rp.method,
         "variant": rp.variant, "config": rp.config_hash.str[:8], "GPUs": rp.world_size.astype(str),
-        "hosts": rp.hostnames, "git commit": rp.git_commit, "SLURM job": rp.slurm_job_id,
+        "hosts": rp.hostnames, "git commit": rp.git_commit, "job": rp.job, "SLURM job": rp.slurm_job_id,
         "array": rp.slurm_array, "restarts": rp.restarts, "device": rp.device, "torch": rp.torch,
         "CUDA": rp.cuda})
     return Section("runs", "Runs and reproducibility", "Every run read, with the environment it ran in "

@@ -1,13 +1,24 @@
-"""Missing runs: the points a sweep dir's ``sweep.json`` lists whose run dir is absent
-or holds no readable ``run.json``."""
+"""Sweep dirs (``sweep.json``, written by ``cwn-bench submit``): the runs they list, so
+that absent ones are reported missing, and what each submission recorded per run (job
+id, code commit of the snapshot the job ran), which a run's own env may lack (a job
+running from a code snapshot outside git cannot ask git for its commit)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cwn_bench import config as cfgmod
 from cwn_bench.report.jsonl import Problem, read_json
+
+
+@dataclass
+class Sweep:
+    path: Path
+    names: list[str]  # run dir names, in sweep order
+    jobs: dict[str, str]  # run name -> job id of the newest submission that included it
+    commits: dict[str, str]  # run name -> that submission's commit ("+dirty" if it had changes)
 
 
 def _run_names(sweep: dict[str, Any]) -> list[str] | None:
@@ -29,34 +40,54 @@ def _run_names(sweep: dict[str, Any]) -> list[str] | None:
     return names
 
 
-def _jobs(sweep: dict[str, Any]) -> dict[str, str]:
-    """Run name -> job id of the newest submission that included it (``submissions``:
-    ``[{"jobs": {run name: job id}}]``), for looking the job up in ``sacct``."""
+def _submitted(sweep: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """``(jobs, commits)`` by run name from ``submissions: [{jobs: {name: id}, commit,
+    dirty}]``, the newest submission winning."""
     jobs: dict[str, str] = {}
+    commits: dict[str, str] = {}
     for submission in sweep.get("submissions") or []:
-        if isinstance(submission, dict) and isinstance(submission.get("jobs"), dict):
-            jobs.update({str(k): str(v) for k, v in submission["jobs"].items()})
-    return jobs
+        if not isinstance(submission, dict) or not isinstance(submission.get("jobs"), dict):
+            continue
+        commit = str(submission.get("commit") or "")[:12]
+        commit += "+dirty" if commit and submission.get("dirty") else ""
+        for name, job in submission["jobs"].items():
+            jobs[str(name)] = str(job)
+            commits[str(name)] = commit
+    return jobs, commits
 
 
-def missing_runs(sweep_dirs: list[Path], readable: set[str], problems: list[Problem]) -> list[dict[str, str]]:
+def read_sweeps(sweep_dirs: list[Path], problems: list[Problem]) -> list[Sweep]:
+    """Every readable sweep.json; the others become Problems."""
+    sweeps = []
+    for sweep_dir in sweep_dirs:
+        data, bad = read_json(sweep_dir / "sweep.json")
+        problems.extend(bad)
+        names = _run_names(data) if data is not None else None
+        if names is None:
+            if data is not None:
+                problems.append(Problem(str(sweep_dir / "sweep.json"), None, "no 'runs' or 'points' list"))
+            continue
+        sweeps.append(Sweep(sweep_dir, names, *_submitted(data)))
+    return sweeps
+
+
+def missing_runs(sweeps: list[Sweep], readable: set[str]) -> list[dict[str, str]]:
     """``[{sweep, run, reason, job}]`` for each listed point without a readable run.json;
     ``readable`` holds the run dirs (as strings) that were read."""
     missing = []
-    for sweep_dir in sweep_dirs:
-        sweep, bad = read_json(sweep_dir / "sweep.json")
-        problems.extend(bad)
-        names = _run_names(sweep) if sweep is not None else None
-        if names is None:
-            if sweep is not None:
-                problems.append(Problem(str(sweep_dir / "sweep.json"), None, "no 'runs' or 'points' list"))
-            continue
-        jobs = _jobs(sweep)
-        for name in names:
-            run_dir = sweep_dir / name
+    for sweep in sweeps:
+        for name in sweep.names:
+            run_dir = sweep.path / name
             if str(run_dir) in readable:
                 continue
             reason = ("run.json unreadable" if (run_dir / "run.json").exists()
                       else "no run.json (never started?)" if run_dir.is_dir() else "run dir absent")
-            missing.append({"sweep": str(sweep_dir), "run": str(run_dir), "reason": reason, "job": jobs.get(name, "")})
+            missing.append({"sweep": str(sweep.path), "run": str(run_dir), "reason": reason,
+                            "job": sweep.jobs.get(name, "")})
     return missing
+
+
+def submitted(sweeps: list[Sweep]) -> dict[str, dict[str, str]]:
+    """Run dir (as a string) -> ``{"job", "commit"}`` as its sweep.json recorded them."""
+    return {str(s.path / name): {"job": s.jobs.get(name, ""), "commit": s.commits.get(name, "")}
+            for s in sweeps for name in s.names}

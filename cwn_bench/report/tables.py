@@ -176,5 +176,10 @@ def reproducibility(runs: pd.DataFrame) -> pd.DataFrame:
     keep = ["run", "status", "reason", "note", "seed", "dataset", "model", "method", "variant",
             "config_hash", "world_size", "nodes", "last_epoch", "planned_epochs", "updated"]
     env = pd.DataFrame([env_summary(e, a) for e, a in zip(runs.env, runs.attempts)], index=runs.index)
+    # A job run from a code snapshot outside git: the commit its submission recorded.
+    recorded = [(d.get("job", ""), d.get("commit", "")) for d in runs.submitted]
+    sub = pd.DataFrame(recorded, index=runs.index, columns=["job", "commit"], dtype=object)
+    env["git_commit"] = env.git_commit.mask(env.git_commit == "", sub.commit)
+    env.insert(0, "job", sub.job)
     table = pd.concat([runs[keep].assign(config_hash=runs.config_hash.str[:12]), env], axis=1)
     return ordered(table, ["seed"])
