@@ -60,5 +60,6 @@ def read_inputs(paths: list[Path]) -> Inputs:
         loaders=loaders,
         bench_files=bench_files,
         missing=pd.DataFrame(missing, columns=["sweep", "run", "reason", "job"]).drop_duplicates("run"),
-        problems=pd.DataFrame([vars(p) for p in problems], columns=["path", "line", "problem"]).astype({"line": "Int64"}),
+        problems=pd.DataFrame([vars(p) for p in problems], columns=["path", "line", "problem"]).astype(
+            {"line": "Int64"}),
     )

@@ -39,7 +39,8 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         if isinstance(value, dict) and value:
             out.update(flatten(value, f"{prefix}{key}."))
         else:
-            out[f"{prefix}{key}"] = json.dumps(value, separators=(",", ":")) if isinstance(value, (list, dict)) else value
+            compound = isinstance(value, (list, dict))
+            out[f"{prefix}{key}"] = json.dumps(value, separators=(",", ":")) if compound else value
     return out
 
 

@@ -152,8 +152,8 @@ def missing_section(missing: pd.DataFrame) -> Section:
 def problems_section(problems: pd.DataFrame) -> Section:
     lines = int(problems.line.notna().sum())
     files = problems.path.nunique()
-    note = (f"{lines} corrupt or truncated line(s) skipped and {len(problems) - lines} other problem(s) in {files} file(s); "
-            "the report was built from everything else.")
+    note = (f"{lines} corrupt or truncated line(s) skipped and {len(problems) - lines} other problem(s) "
+            f"in {files} file(s); the report was built from everything else.")
     if len(problems) > MAX_PROBLEM_ROWS:
         note += f" The first {MAX_PROBLEM_ROWS} are listed; all are in problems.csv."
     shown = problems.head(MAX_PROBLEM_ROWS).assign(line=problems.line.map(lambda x: "" if pd.isna(x) else str(int(x))))
