@@ -74,3 +74,26 @@ def test_submitit_function_and_two_node_gloo(slurm_cluster, tmp_path: Path):
     assert {r[1] for r in results} == {4}
     assert sorted(r[2] for r in results) == ["n1", "n1", "n2", "n2"]
     assert {r[3] for r in results} == {1.0 + 2 + 3 + 4}
+
+
+def test_train_sbatch_template_runs_a_two_rank_run(slurm_cluster, digits_root, tmp_path):
+    import json
+
+    import yaml
+
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "model": {"name": "mlp", "hidden": [32]},
+        "data": {"name": "digits", "root": str(digits_root), "image_size": 32, "resize_size": 32,
+                 "grayscale": True, "workers": 0},
+        "train": {"epochs": 1, "batch_size": 16, "steps_per_epoch": 3, "device": "cpu", "log_every": 1000},
+    }))
+    template = Path(__file__).resolve().parent.parent / "slurm" / "train.sbatch"
+    job_id = subprocess.run(
+        ["sbatch", "--parsable", "--ntasks-per-node=2", "--cpus-per-task=1", "-o", str(tmp_path / "out.txt"),
+         str(template), str(cfg), str(tmp_path / "run"), "seed=4"],
+        capture_output=True, text=True, check=True, env={**os.environ, "CWN_PYTHON": sys.executable},
+    ).stdout.strip()
+    assert _sacct_state(job_id, timeout_s=180) == "COMPLETED", (tmp_path / "out.txt").read_text()[-2000:]
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert (run["status"], run["seed"], run["world_size"]) == ("completed", 4, 2)
