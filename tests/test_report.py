@@ -268,6 +268,8 @@ def test_pngs_latex_and_index_html(tmp_path):
     assert sorted(re.findall(r'<img src="([^"]+)"', page)) == [p.name for p in pngs]
     assert 'href="accuracy.csv"' in page and 'href="accuracy.tex"' in page
     assert all(f"]({p.name})" in md.read_text() for p in pngs)
+    imagenet = pd.read_csv(out / "accuracy.csv").query("dataset == 'imagenet'").iloc[0]
+    assert (imagenet.paper_top1_err, imagenet.paper_top5_err) == (26.10, 8.35)  # Table 4, CWN
     tex = (out / "accuracy.tex").read_text()
     assert r"\toprule" in tex and r"\bottomrule" in tex and r"$\pm$" in tex and "googlenet\\_bn" in tex
     assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in runs.rglob("*") if p.is_file()} == before
