@@ -76,7 +76,7 @@ def cmd_bench_data(args: argparse.Namespace) -> int:
     from cwn_bench.bench.data import run_data  # torch (and DALI): imported only when used
 
     out = args.out or bench_options.default_out("data")
-    run_data(args.root, args.loader, out, batch_size=args.batch_size, epochs=args.epochs,
+    run_data(args.root, args.loader, out, batch_size=args.batch_size, epochs=args.epochs, reps=args.reps,
              skip_corrupt=args.skip_corrupt, image_size=args.image_size, workers=args.workers, warmup=args.warmup)
     print(f"wrote {out}")
     return 0
@@ -142,9 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench_step)
     p = bench.add_parser("data", help="img/s of the training input pipeline (dali or torch) over a JPEG folder",
                          description="Read ROOT (train/<class>/*.jpg) through the training pipeline for whole "
-                                     "epochs after a short warm-up; print img/s and write one JSONL row.")
+                                     "epochs after a short warm-up; print img/s and write JSONL (one row per "
+                                     "loader and rep; with two loaders, their median img/s ratio).")
     p.add_argument("root", metavar="ROOT", help="ImageNet-layout folder (train/<class>/*.jpg, val/<class>/*.jpg)")
-    p.add_argument("--loader", choices=("dali", "torch"), required=True, help="input pipeline to time")
+    p.add_argument("--loader", nargs="+", choices=("dali", "torch"), required=True, metavar="LOADER",
+                   help="dali and/or torch; several are timed alternately and their img/s ratio printed")
+    p.add_argument("--reps", type=int, default=1, help="alternating repetitions (default: 1)")
     p.add_argument("--batch-size", type=int, default=64, help="images per batch (default: 64)")
     p.add_argument("--epochs", type=int, default=1, help="timed epochs (default: 1)")
     p.add_argument("--image-size", type=int, default=224, help="train crop side, pixels (default: 224)")

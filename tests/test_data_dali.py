@@ -72,3 +72,18 @@ def test_dali_reads_in_memory_cifar_like_torch(tmp_path):
             for loader in ("torch", "dali")]
     (ti, tl), (di, dl) = (concat(build(cfg).train_batches(0)) for cfg in cfgs)
     assert torch.equal(tl, dl) and torch.allclose(ti, di, atol=1e-5)  # same 4-px shifts, flips and zero padding
+
+
+def test_bench_data_alternates_loaders_and_writes_their_ratio(digits_root, tmp_path):
+    import json
+
+    from cwn_bench.bench.data import run_data
+
+    out = tmp_path / "data.jsonl"
+    rows = run_data(digits_root, ["dali", "torch"], out, batch_size=128, reps=2, image_size=32, warmup=0)
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert lines[0]["kind"] == "env" and lines[1:5] == rows
+    assert [r["loader"] for r in rows] == ["dali", "torch", "dali", "torch"]
+    assert all(r["images"] == 11 * 128 and r["skipped"] == 0 and r["img_per_s"] > 0 for r in rows)
+    ratios = [rows[0]["img_per_s"] / rows[1]["img_per_s"], rows[2]["img_per_s"] / rows[3]["img_per_s"]]
+    assert lines[5]["kind"] == "data_ratio" and lines[5]["ratio"] == pytest.approx(sum(ratios) / 2)
