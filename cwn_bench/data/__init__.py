@@ -11,9 +11,13 @@ from __future__ import annotations
 import torch
 
 from cwn_bench.config import Config
+from cwn_bench.data import folder, small
 from cwn_bench.data.digits import make_digits_dataset
 from cwn_bench.data.module import DataModule
 from cwn_bench.data.sized_jpegs import make_sized_jpegs
+from cwn_bench.data.sources import FileSource
+from cwn_bench.data.synthetic import SyntheticData
+from cwn_bench.data.torch_loader import TorchData
 from cwn_bench.errors import UserError
 
 __all__ = ["DataModule", "build", "make_digits_dataset", "make_sized_jpegs"]
@@ -28,14 +32,9 @@ def _num_classes(cfg: Config, found: int) -> int:
 
 def build(cfg: Config, rank: int = 0, world_size: int = 1, device: torch.device | None = None) -> DataModule:
     """The data module of ``cfg`` for ``rank`` of ``world_size``; batches land on ``device`` (CPU if None)."""
-    from cwn_bench.data import folder, small
-    from cwn_bench.data.sources import FileSource
-    from cwn_bench.data.torch_loader import TorchData
-
     device = torch.device("cpu") if device is None else device
     d = cfg.data
     if d.loader == "synthetic" or d.name == "synthetic":
-        from cwn_bench.data.synthetic import SyntheticData
         module: DataModule = SyntheticData(cfg, rank, world_size, device)
     else:
         if d.root is None:
