@@ -10,11 +10,13 @@ only torch and Triton) in a few minutes on one GPU:
    ``gradcheck`` in float64;
 2. ``bench conv`` on the paper shape: every variant and pass, bf16 and tf32, nchw and nhwc;
 3. ``bench conv`` on the googlenet_bn shapes (batch 64 and 256): cwn-triton and
-   cwn-reference, fwd+bwd and eval-fwd, bf16 channels_last;
+   cwn-reference, fwd+bwd and eval-fwd, bf16 channels_last; then cwn-triton again with
+   CUDA-graph replay (GPU time alone: small convs are otherwise launch-bound);
 4. ``bench step``: googlenet_bn training steps, batch 64 and 256, bf16 channels_last.
 
 Everything goes to ``results/<UTC date>-<card>/`` (``correctness.jsonl``,
-``conv-paper.jsonl``, ``conv-googlenet_bn.jsonl``, ``step.jsonl``, ``summary.md``) and
+``conv-paper.jsonl``, ``conv-googlenet_bn.jsonl``, ``conv-googlenet_bn-graph.jsonl``,
+``step.jsonl``, ``summary.md``) and
 the overhead table against the issue's targets is printed. Exit status 1 when a kernel
 is wrong or a part failed. ``--quick --device cpu`` is a dry run of the same path on tiny
 shapes (the kernels through ``TRITON_INTERPRET=1``); its numbers mean nothing.
@@ -126,7 +128,7 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def overhead_table(paper: list[dict], googlenet: list[dict], step: list[dict], dtypes: list[str]) -> list[dict]:
+def overhead_table(results: dict[str, list[dict]], dtypes: list[str]) -> list[dict]:
     """The issue's targets next to what was measured (``met`` is None when not measured)."""
     lines = []
 
@@ -137,18 +139,19 @@ def overhead_table(paper: list[dict], googlenet: list[dict], step: list[dict], d
 
     for dtype in dtypes:
         for variant, target in (("cwn-triton", 1.02), ("cwn-reference", None)):
-            row = _find(paper, kind="measurement", variant=variant, dtype=dtype, memory_format="nchw", **{"pass": "fwd+bwd"})
+            row = _find(results.get("conv-paper", []), kind="measurement", variant=variant, dtype=dtype, memory_format="nchw", **{"pass": "fwd+bwd"})
             add(f"paper fwd+bwd {dtype} nchw {variant} / plain", row and row["ratio_vs_plain"], target)
-    convs = [r for r in googlenet if r.get("layer") == "conv"]
-    for pass_, target in (("fwd+bwd", 1.03), ("eval-fwd", 1.005)):
-        for summary in geomean_rows([r for r in convs if r["pass"] == pass_]):
-            add(f"googlenet_bn convs geomean {pass_} {summary['dtype']} {summary['memory_format']} "
-                f"{summary['variant']} / plain ({summary['shapes']} shapes)", summary["geomean_ratio"],
-                target if summary["variant"] == "cwn-triton" else None)
-    for row in step:
+    for part, how in (("conv-googlenet_bn", ""), ("conv-googlenet_bn-graph", " CUDA graph")):
+        convs = [r for r in results.get(part, []) if r.get("layer") == "conv"]
+        for pass_, target in (("fwd+bwd", 1.03), ("eval-fwd", 1.005)):
+            for summary in geomean_rows([r for r in convs if r["pass"] == pass_]):
+                add(f"googlenet_bn convs geomean {pass_} {summary['dtype']} {summary['memory_format']}{how} "
+                    f"{summary['variant']} / plain ({summary['shapes']} shapes)", summary["geomean_ratio"],
+                    target if summary["variant"] == "cwn-triton" else None)
+    for row in results.get("step", []):
         if row.get("kind") == "measurement" and row["variant"] == "cwn":
             add(f"googlenet_bn train step batch {row['batch']} {row['dtype']} {row['memory_format']} cwn / plain "
-                f"({row['img_per_s']:.0f} img/s)", row["ratio_vs_plain"], 1.03)
+                f"({row['img_per_s']:.4g} img/s)", row["ratio_vs_plain"], 1.03)
     return lines
 
 
@@ -166,10 +169,15 @@ def _parts(device: torch.device, quick: bool, out_dir: Path) -> tuple[list[tuple
                                str(device), **reps)
     conv_googlenet = ConvBenchSpec(googlenet, ["cwn-triton", "cwn-reference"], ["fwd+bwd", "eval-fwd"], ["bf16"],
                                    ["nhwc"], str(device), **reps)
-    step = StepBenchSpec([64, 256] if not quick else [2], 224 if not quick else 64, "bf16", "nhwc", str(device), **reps)
+    conv_graph = ConvBenchSpec(googlenet, ["cwn-triton"], ["fwd+bwd", "eval-fwd"], ["bf16"], ["nhwc"], str(device),
+                               cuda_graph=True, **reps)
+    step = StepBenchSpec([64, 256] if not quick else [2], 224 if not quick else 64, "bf16" if cuda else "fp32", "nhwc",
+                         str(device), **reps)
     return [
         ("conv-paper", lambda: run_conv(conv_paper, out_dir / "conv-paper.jsonl")),
         ("conv-googlenet_bn", lambda: run_conv(conv_googlenet, out_dir / "conv-googlenet_bn.jsonl")),
+        *([("conv-googlenet_bn-graph", lambda: run_conv(conv_graph, out_dir / "conv-googlenet_bn-graph.jsonl"))]
+          if cuda else []),
         ("step", lambda: run_step(step, out_dir / "step.jsonl")),
     ], dtypes
 
@@ -200,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             with (out_dir / "errors.txt").open("a") as f:
                 f.write(f"== {name}\n{traceback.format_exc()}\n")
             traceback.print_exc()
-    table = format_table(overhead_table(results["conv-paper"], results["conv-googlenet_bn"], results["step"], dtypes),
+    table = format_table(overhead_table(results, dtypes),
                          ("quantity", "ratio", "target", "met"))
     minutes = (time.monotonic() - started) / 60
     summary = (f"# CWN overhead on {card_name(device)} ({out_dir.name}, {minutes:.1f} min"

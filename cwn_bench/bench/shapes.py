@@ -155,8 +155,14 @@ def googlenet_bn_model(num_classes: int = 1000, method: str = "plain", image_siz
     return build("googlenet_bn", num_classes, method, in_shape=(3, image_size, image_size)), "cwn_bench.models.googlenet_bn"
 
 
+def model_set_name(source: str) -> str:
+    """``googlenet_bn``, or ``tv_googlenet`` when :func:`googlenet_bn_model` fell back."""
+    return "googlenet_bn" if source.endswith("googlenet_bn") else "tv_googlenet"
+
+
 def googlenet_bn_shapes(batches: tuple[int, ...] = GOOGLENET_BATCHES) -> list[LayerShape]:
-    """The ``googlenet_bn`` set: its distinct convs and linears at 224 px for each batch."""
+    """The ``googlenet_bn`` set: its distinct convs and linears at 224 px for each batch
+    (named ``tv_googlenet:...`` when torchvision's GoogLeNet stood in for it)."""
     with torch.device("meta"):
-        model, _ = googlenet_bn_model()
-    return trace_layer_shapes(model, (3, 224, 224), batches, "googlenet_bn")
+        model, source = googlenet_bn_model()
+    return trace_layer_shapes(model, (3, 224, 224), batches, model_set_name(source))

@@ -26,7 +26,7 @@ from cwn_bench.bench import precision
 from cwn_bench.bench.conv import resolve_device
 from cwn_bench.bench.env import JsonlWriter, environment
 from cwn_bench.bench.progress import progress
-from cwn_bench.bench.shapes import googlenet_bn_model
+from cwn_bench.bench.shapes import googlenet_bn_model, model_set_name
 from cwn_bench.bench.table import format_table
 from cwn_bench.bench.timing import Workload, summarize, time_pairs
 from cwn_bench.errors import UserError
@@ -78,31 +78,42 @@ def _model(method: str, spec: StepBenchSpec, device: torch.device) -> tuple[nn.M
     return model.to(device, memory_format=precision.memory_format(spec.memory_format)).train(), source
 
 
+def _row(set_name: str, batch: int, spec: StepBenchSpec, variant: str, **fields: Any) -> dict[str, Any]:
+    return {"kind": "measurement", "bench": "step", "shape": f"{set_name}:{batch}x3x{spec.image_size}x{spec.image_size}",
+            "variant": variant, "pass": "train-step", "dtype": spec.dtype, "memory_format": spec.memory_format,
+            "batch": batch, **fields}
+
+
+def _measure(models: dict[str, nn.Module], batch: int, spec: StepBenchSpec, device: torch.device, reps: int,
+             warmup: int, set_name: str) -> list[dict[str, Any]]:
+    """The plain and the CWN row for one batch size (one skipped row when out of memory)."""
+    images = torch.randn(batch, 3, spec.image_size, spec.image_size, device=device)
+    images = images.contiguous(memory_format=precision.memory_format(spec.memory_format))
+    labels = torch.randint(0, NUM_CLASSES, (batch,), device=device)
+    plain, cwn = (_train_step(models[m], images, labels, spec.dtype) for m in ("plain", "cwn"))
+    try:
+        stats = summarize(time_pairs(plain, cwn, reps, warmup, device, flush_l2=False))
+    except torch.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        return [_row(set_name, batch, spec, "cwn", kind="skipped", reason="out of memory")]
+    return [_row(set_name, batch, spec, variant, median_ms=median, iqr_ms=iqr, img_per_s=batch / median * 1e3,
+                 ratio_vs_plain=ratio, pairs=stats.pairs)
+            for variant, median, iqr, ratio in (("plain", stats.base_median_ms, stats.base_iqr_ms, 1.0),
+                                                ("cwn", stats.median_ms, stats.iqr_ms, stats.ratio_vs_plain))]
+
+
 def run_step(spec: StepBenchSpec, out: str | Path | None = None, show: bool = True) -> list[dict[str, Any]]:
     """Time plain vs CWN training steps per batch size; JSONL to ``out``, table on stdout."""
     device, reps, warmup = spec.resolve()
     torch.backends.cudnn.benchmark = True
-    models = {m: _model(m, spec, device) for m in ("plain", "cwn")}
+    built = {m: _model(m, spec, device) for m in ("plain", "cwn")}
+    source = built["plain"][1]
+    models = {m: model for m, (model, _) in built.items()}
     with JsonlWriter(out) as writer, precision.tf32_mode(spec.dtype != "fp32"):
-        writer.write(environment(device, bench="step", model=models["plain"][1], pairs=reps, warmup_pairs=warmup))
+        writer.write(environment(device, bench="step", model=source, pairs=reps, warmup_pairs=warmup))
         for batch in progress(spec.batch_sizes, len(spec.batch_sizes), "bench step"):
-            images = torch.randn(batch, 3, spec.image_size, spec.image_size, device=device)
-            images = images.contiguous(memory_format=precision.memory_format(spec.memory_format))
-            labels = torch.randint(0, NUM_CLASSES, (batch,), device=device)
-            plain, cwn = (_train_step(models[m][0], images, labels, spec.dtype) for m in ("plain", "cwn"))
-            try:
-                stats = summarize(time_pairs(plain, cwn, reps, warmup, device, flush_l2=False))
-            except torch.OutOfMemoryError:
-                torch.cuda.empty_cache()
-                writer.write({"kind": "skipped", "bench": "step", "batch": batch, "reason": "out of memory"})
-                continue
-            common = {"kind": "measurement", "bench": "step", "shape": f"googlenet_bn:{batch}x3x{spec.image_size}"
-                      f"x{spec.image_size}", "pass": "train-step", "dtype": spec.dtype,
-                      "memory_format": spec.memory_format, "batch": batch, "pairs": stats.pairs}
-            for variant, median, iqr, ratio in (("plain", stats.base_median_ms, stats.base_iqr_ms, 1.0),
-                                                ("cwn", stats.median_ms, stats.iqr_ms, stats.ratio_vs_plain)):
-                writer.write({**common, "variant": variant, "median_ms": median, "iqr_ms": iqr,
-                              "img_per_s": batch / median * 1e3, "ratio_vs_plain": ratio})
+            for row in _measure(models, batch, spec, device, reps, warmup, model_set_name(source)):
+                writer.write(row)
     if show:
         print(format_table([r for r in writer.rows if r.get("kind") == "measurement"], STEP_COLUMNS))
     return writer.rows

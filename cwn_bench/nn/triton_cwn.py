@@ -133,7 +133,10 @@ def _tl_acc(dtype: torch.dtype) -> tl.dtype:
     return tl.float64 if dtype == torch.float64 else tl.float32
 
 
-@torch.library.custom_op("cwn_bench::cwn_fwd", mutates_args=())
+# Schemas spelled out rather than inferred from the annotations, whose inference
+# (``X | None``, future annotations) varies across torch 2.11 - 2.14.
+@torch.library.custom_op("cwn_bench::cwn_fwd", mutates_args=(),
+                         schema="(Tensor v, Tensor? g, float eps, ScalarType out_dtype) -> (Tensor, Tensor, Tensor)")
 def cwn_fwd(v: Tensor, g: Tensor | None, eps: float, out_dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
     """``(w, mean, r)``: ``w`` of ``v``'s shape and strides in ``out_dtype``; ``mean`` and
     ``r = 1/||v_hat||`` of shape ``[out]`` in the accumulation dtype."""
@@ -160,7 +163,8 @@ def _cwn_fwd_fake(v: Tensor, g: Tensor | None, eps: float, out_dtype: torch.dtyp
     return torch.empty_like(v, dtype=out_dtype), stats, torch.empty_like(stats)
 
 
-@torch.library.custom_op("cwn_bench::cwn_bwd", mutates_args=())
+@torch.library.custom_op("cwn_bench::cwn_bwd", mutates_args=(),
+                         schema="(Tensor grad_w, Tensor v, Tensor? g, Tensor mean, Tensor r) -> (Tensor, Tensor)")
 def cwn_bwd(grad_w: Tensor, v: Tensor, g: Tensor | None, mean: Tensor, r: Tensor) -> tuple[Tensor, Tensor]:
     """``(dv, dg)``: ``dv`` of ``v``'s shape, strides and dtype; ``dg`` of ``g``'s shape and
     dtype (an empty tensor when ``g`` is None)."""

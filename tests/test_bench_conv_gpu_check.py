@@ -1,0 +1,41 @@
+"""The GPU check's own path, dry-run on CPU (`--quick`: tiny shapes, kernels through the
+Triton interpreter), so that a session with a GPU can trust `make gpu-check` to finish."""
+
+import json
+
+import pytest
+
+from cwn_bench.bench import gpu_check
+
+
+@pytest.mark.slow
+def test_quick_dry_run_writes_every_part_and_the_overhead_summary(tmp_path, capsys):
+    assert gpu_check.main(["--device", "cpu", "--quick", "--results-root", str(tmp_path)]) == 0
+    (out_dir,) = tmp_path.iterdir()
+    assert out_dir.name.endswith("-cpu")
+    files = {p.name for p in out_dir.iterdir()}
+    assert {"correctness.jsonl", "conv-paper.jsonl", "conv-googlenet_bn.jsonl", "step.jsonl", "summary.md"} <= files
+    correctness = [json.loads(line) for line in (out_dir / "correctness.jsonl").read_text().splitlines()]
+    assert correctness[0]["kind"] == "env" and all(r["ok"] for r in correctness[1:])
+    assert any(r["out_dtype"] == "bfloat16" for r in correctness[1:] if "out_dtype" in r)
+    summary = (out_dir / "summary.md").read_text()
+    assert "paper fwd+bwd bf16 nchw cwn-triton / plain" in summary and "train step batch 2" in summary
+    assert "failed: nothing" in summary and summary in capsys.readouterr().out
+
+
+def test_overhead_table_compares_measurements_with_targets():
+    row = {"kind": "measurement", "variant": "cwn-triton", "dtype": "bf16", "memory_format": "nchw", "pass": "fwd+bwd",
+           "ratio_vs_plain": 1.05}
+    conv = {"kind": "measurement", "layer": "conv", "variant": "cwn-triton", "pass": "eval-fwd", "dtype": "bf16",
+            "memory_format": "nhwc"}
+    step = {"kind": "measurement", "variant": "cwn", "batch": 64, "dtype": "bf16", "memory_format": "nhwc",
+            "img_per_s": 3000.0, "ratio_vs_plain": 1.01}
+    lines = gpu_check.overhead_table({"conv-paper": [row], "step": [step], "conv-googlenet_bn": [
+        {**conv, "ratio_vs_plain": 1.0}, {**conv, "ratio_vs_plain": 1.0201},
+        {**conv, "layer": "linear", "ratio_vs_plain": 5.0}]}, ["bf16"])
+    by_name = {line["quantity"]: line for line in lines}
+    assert by_name["paper fwd+bwd bf16 nchw cwn-triton / plain"]["met"] == "NO"
+    assert by_name["paper fwd+bwd bf16 nchw cwn-reference / plain"]["ratio"] == "-"
+    geomean = by_name["googlenet_bn convs geomean eval-fwd bf16 nhwc cwn-triton / plain (2 shapes)"]
+    assert geomean["ratio"] == "1.010" and geomean["met"] == "NO"  # sqrt(1.0201) = 1.01 > 1.005; linear left out
+    assert by_name["googlenet_bn train step batch 64 bf16 nhwc cwn / plain (3000 img/s)"]["met"] == "yes"
