@@ -11,6 +11,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import socket
 import subprocess
 from pathlib import Path
@@ -30,13 +31,12 @@ def _run(cmd: list[str]) -> str | None:
 
 
 def _cpu_name() -> str:
+    """The CPU model as /proc/cpuinfo names it (Linux), else what ``platform`` reports."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        names = re.findall(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), flags=re.MULTILINE)
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        names = []
+    return names[0].strip() if names else platform.processor() or platform.machine()
 
 
 def _triton_version() -> str | None:

@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import datetime
 from pathlib import Path
+from typing import TypeVar
 
 VARIANTS = ("plain", "cwn-reference", "cwn-explicit", "cwn-triton", "cwn-compiled", "wn", "ws")
 PASSES = ("fwd", "bwd", "fwd+bwd", "eval-fwd")
 DTYPES = ("fp32", "tf32", "bf16")
 FORMATS = ("nchw", "nhwc")
+T = TypeVar("T")
 SHAPES_HELP = ("shape sets (paper, googlenet_bn) and/or shapes [SET:]NxCxHxW-OxKHxKW[sS][pP] (conv, stride S, "
                "padding P, default KH//2) or [SET:]NxC-O (linear), e.g. test:2x8x8x8-8x3x3 (default: paper)")
 
@@ -54,6 +56,6 @@ def add_step_arguments(p: argparse.ArgumentParser) -> None:
     _common(p, "step")
 
 
-def spec_from_args(spec_type: type, args: argparse.Namespace):
+def spec_from_args(spec_type: type[T], args: argparse.Namespace) -> T:
     """An instance of the dataclass ``spec_type`` from the parsed flags of the same names."""
     return spec_type(**{name: getattr(args, name) for name in spec_type.__dataclass_fields__})
