@@ -24,8 +24,10 @@ Arithmetic runs in float32, or float64 for float64 inputs (for ``gradcheck``). W
 GPU, set ``TRITON_INTERPRET=1`` before this module is imported and the same kernels run
 on CPU tensors through Triton's interpreter (slow: a few ms per program).
 
-``torch.compile`` sees the ops ``cwn_bench::cwn_fwd`` / ``cwn_bench::cwn_bwd`` through
-their fake (meta) implementations, so a CWN layer does not break the graph.
+Eagerly the kernels run through a ``torch.autograd.Function`` (cheapest on the CPU side);
+under ``torch.compile`` through the ``torch.library`` ops ``cwn_bench::cwn_fwd`` /
+``cwn_bench::cwn_bwd``, whose fake (meta) implementations let dynamo keep a CWN layer in
+one graph.
 """
 
 from __future__ import annotations
@@ -133,11 +135,7 @@ def _tl_acc(dtype: torch.dtype) -> tl.dtype:
     return tl.float64 if dtype == torch.float64 else tl.float32
 
 
-# Schemas spelled out rather than inferred from the annotations, whose inference
-# (``X | None``, future annotations) varies across torch 2.11 - 2.14.
-@torch.library.custom_op("cwn_bench::cwn_fwd", mutates_args=(),
-                         schema="(Tensor v, Tensor? g, float eps, ScalarType out_dtype) -> (Tensor, Tensor, Tensor)")
-def cwn_fwd(v: Tensor, g: Tensor | None, eps: float, out_dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
+def fused_forward(v: Tensor, g: Tensor | None, eps: float, out_dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
     """``(w, mean, r)``: ``w`` of ``v``'s shape and strides in ``out_dtype``; ``mean`` and
     ``r = 1/||v_hat||`` of shape ``[out]`` in the accumulation dtype."""
     v = _layout(v)
@@ -155,17 +153,7 @@ def cwn_fwd(v: Tensor, g: Tensor | None, eps: float, out_dtype: torch.dtype) -> 
     return w, mean, r
 
 
-@cwn_fwd.register_fake
-def _cwn_fwd_fake(v: Tensor, g: Tensor | None, eps: float, out_dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
-    v = _layout(v)
-    acc = _acc_dtype(v)
-    stats = v.new_empty(v.shape[0], dtype=acc)
-    return torch.empty_like(v, dtype=out_dtype), stats, torch.empty_like(stats)
-
-
-@torch.library.custom_op("cwn_bench::cwn_bwd", mutates_args=(),
-                         schema="(Tensor grad_w, Tensor v, Tensor? g, Tensor mean, Tensor r) -> (Tensor, Tensor)")
-def cwn_bwd(grad_w: Tensor, v: Tensor, g: Tensor | None, mean: Tensor, r: Tensor) -> tuple[Tensor, Tensor]:
+def fused_backward(grad_w: Tensor, v: Tensor, g: Tensor | None, mean: Tensor, r: Tensor) -> tuple[Tensor, Tensor]:
     """``(dv, dg)``: ``dv`` of ``v``'s shape, strides and dtype; ``dg`` of ``g``'s shape and
     dtype (an empty tensor when ``g`` is None)."""
     v = _layout(v)
@@ -183,6 +171,26 @@ def cwn_bwd(grad_w: Tensor, v: Tensor, g: Tensor | None, mean: Tensor, r: Tensor
     return dv, dg
 
 
+# The same two functions as ``torch.library`` ops for ``torch.compile``: dynamo sees their
+# fake implementations and keeps one graph. Schemas are spelled out rather than inferred
+# from the annotations, whose inference (``X | None``, future annotations) varies across
+# torch 2.11 - 2.14.
+cwn_fwd = torch.library.custom_op(
+    "cwn_bench::cwn_fwd", fused_forward, mutates_args=(),
+    schema="(Tensor v, Tensor? g, float eps, ScalarType out_dtype) -> (Tensor, Tensor, Tensor)")
+cwn_bwd = torch.library.custom_op(
+    "cwn_bench::cwn_bwd", fused_backward, mutates_args=(),
+    schema="(Tensor grad_w, Tensor v, Tensor? g, Tensor mean, Tensor r) -> (Tensor, Tensor)")
+
+
+@cwn_fwd.register_fake
+def _cwn_fwd_fake(v: Tensor, g: Tensor | None, eps: float, out_dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
+    v = _layout(v)
+    acc = _acc_dtype(v)
+    stats = v.new_empty(v.shape[0], dtype=acc)
+    return torch.empty_like(v, dtype=out_dtype), stats, torch.empty_like(stats)
+
+
 @cwn_bwd.register_fake
 def _cwn_bwd_fake(grad_w: Tensor, v: Tensor, g: Tensor | None, mean: Tensor, r: Tensor) -> tuple[Tensor, Tensor]:
     v = _layout(v)
@@ -196,17 +204,36 @@ def _setup_context(ctx, inputs, output) -> None:
     ctx.save_for_backward(v, g, mean, r)
 
 
-def _backward(ctx, grad_w: Tensor, _grad_mean: Tensor, _grad_r: Tensor):
+def _grads(ctx, grad_w: Tensor, bwd) -> tuple[Tensor, Tensor | None, None, None]:
+    """Gradients for ``(v, g, eps, out_dtype)`` through ``bwd`` (the op or the function)."""
     v, g, mean, r = ctx.saved_tensors
-    dv, dg = cwn_bwd(grad_w, v, g, mean, r)
+    dv, dg = bwd(grad_w, v, g, mean, r)
     return dv, (dg if g is not None else None), None, None
 
 
-cwn_fwd.register_autograd(_backward, setup_context=_setup_context)
+cwn_fwd.register_autograd(lambda ctx, grad_w, _grad_mean, _grad_r: _grads(ctx, grad_w, cwn_bwd),
+                          setup_context=_setup_context)
+
+
+class _EagerCWN(torch.autograd.Function):
+    """The eager path: the kernels without the op dispatcher, which costs tens of
+    microseconds of Python per call (per layer and step) on top of the launch."""
+
+    @staticmethod
+    def forward(ctx, v: Tensor, g: Tensor | None, eps: float, out_dtype: torch.dtype) -> Tensor:
+        w, mean, r = fused_forward(v, g, eps, out_dtype)
+        ctx.save_for_backward(v, g, mean, r)
+        return w
+
+    @staticmethod
+    def backward(ctx, grad_w: Tensor):
+        return _grads(ctx, grad_w, fused_backward)
 
 
 def centered_weight_norm_triton(v: Tensor, g: Tensor | None, eps: float, out_dtype: torch.dtype) -> Tensor:
     """The ``triton`` backend of :func:`cwn_bench.nn.functional.centered_weight_norm`:
     ``v`` ``[out, ...]`` (any float dtype, on CUDA or on CPU under ``TRITON_INTERPRET=1``),
     ``g`` ``[out]`` or None; returns the effective weight in ``out_dtype``."""
-    return cwn_fwd(v, g, eps, out_dtype)[0]
+    if torch.compiler.is_compiling():
+        return cwn_fwd(v, g, eps, out_dtype)[0]
+    return _EagerCWN.apply(v, g, eps, out_dtype)
