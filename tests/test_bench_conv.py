@@ -37,7 +37,8 @@ def test_cli_writes_env_header_and_one_row_per_measurement(tmp_path, capsys):
     expected = {(s, v, p, f) for v in variants for p in passes
                 for s, f in [("test:2x4x6x6-4x3x3", "nchw"), ("test:2x4x6x6-4x3x3", "nhwc"), ("test:3x8-4", "nchw")]}
     assert keys == expected and len(measured) == len(expected)
-    assert all(r["median_ms"] > 0 and r["iqr_ms"] >= 0 and r["ratio_vs_plain"] > 0 and r["pairs"] == 2 for r in measured)
+    assert all(r["median_ms"] > 0 and r["iqr_ms"] >= 0 and r["ratio_vs_plain"] > 0 and r["pairs"] == 2
+               for r in measured)
     table = capsys.readouterr().out
     assert "ratio_vs_plain" in table and "cwn-triton" in table and f"# wrote {out}" in table
 

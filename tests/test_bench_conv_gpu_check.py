@@ -21,6 +21,8 @@ def test_quick_dry_run_writes_every_part_and_the_overhead_summary(tmp_path, caps
     summary = (out_dir / "summary.md").read_text()
     assert "paper fwd+bwd bf16 nchw cwn-triton / plain" in summary and "train step batch 2" in summary
     assert "failed: nothing" in summary and summary in capsys.readouterr().out
+    timings = json.loads((out_dir / "summary.json").read_text())["seconds"]
+    assert set(timings) == {"kernel-correctness", "conv-paper", "conv-googlenet_bn", "step"}
 
 
 def test_overhead_table_compares_measurements_with_targets():

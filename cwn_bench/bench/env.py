@@ -91,7 +91,8 @@ class JsonlWriter:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self._file = path.open("x")
             except FileExistsError:
-                raise UserError(f"--out {path}: the file exists; choose a new path (results are never overwritten)") from None
+                raise UserError(f"--out {path}: the file exists; choose a new path "
+                                "(results are never overwritten)") from None
             except OSError as err:
                 raise UserError(f"--out {path}: cannot create the file ({err.strerror})") from None
 

@@ -8,14 +8,15 @@ only torch and Triton) in a few minutes on one GPU:
    weight, GoogLeNet-BN's largest fan-in, its classifier, an odd shape and a
    channels_last weight, for float32 -> float32, float32 -> bfloat16 and float64, plus
    ``gradcheck`` in float64;
-2. ``bench conv`` on the paper shape: every variant and pass, bf16 and tf32, nchw and nhwc;
+2. ``bench conv`` on the paper shape: every variant and pass, bf16 and tf32, nchw and nhwc
+   (``cwn-compiled`` for fwd+bwd only, in its own file: each config compiles afresh);
 3. ``bench conv`` on the googlenet_bn shapes (batch 64 and 256): cwn-triton and
    cwn-reference, fwd+bwd and eval-fwd, bf16 channels_last; then cwn-triton again with
    CUDA-graph replay (GPU time alone: small convs are otherwise launch-bound);
 4. ``bench step``: googlenet_bn training steps, batch 64 and 256, bf16 channels_last.
 
 Everything goes to ``results/<UTC date>-<card>/`` (``correctness.jsonl``,
-``conv-paper.jsonl``, ``conv-googlenet_bn.jsonl``, ``conv-googlenet_bn-graph.jsonl``,
+``conv-paper.jsonl``, ``conv-paper-compiled.jsonl``, ``conv-googlenet_bn.jsonl``, ``conv-googlenet_bn-graph.jsonl``,
 ``step.jsonl``, ``summary.md``) and
 the overhead table against the issue's targets is printed. Exit status 1 when a kernel
 is wrong or a part failed. ``--quick --device cpu`` is a dry run of the same path on tiny
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import os
 import re
@@ -106,7 +108,8 @@ def check_kernels(device: torch.device, quick: bool, out: Path) -> bool:
                 writer.write(_check_case(shape, channels_last, dtypes, device))
         writer.write(_gradcheck(device))
     rows = writer.rows[1:]
-    print(format_table(rows, ("case", "in_dtype", "out_dtype", "w_rel_err", "dv_rel_err", "dg_rel_err", "w_tol", "grad_tol", "ok")))
+    print(format_table(rows, ("case", "in_dtype", "out_dtype", "w_rel_err", "dv_rel_err", "dg_rel_err", "w_tol",
+                              "grad_tol", "ok")))
     return all(r["ok"] and r.get("strides_kept", True) for r in rows)
 
 
@@ -138,8 +141,9 @@ def overhead_table(results: dict[str, list[dict]], dtypes: list[str]) -> list[di
                       "met": "-" if met is None else "yes" if met else "NO"})
 
     for dtype in dtypes:
-        for variant, target in (("cwn-triton", 1.02), ("cwn-reference", None)):
-            row = _find(results.get("conv-paper", []), kind="measurement", variant=variant, dtype=dtype, memory_format="nchw", **{"pass": "fwd+bwd"})
+        for variant, target in (("cwn-triton", 1.02), ("cwn-reference", None), ("cwn-compiled", None)):
+            row = _find(results.get("conv-paper", []) + results.get("conv-paper-compiled", []), kind="measurement",
+                        variant=variant, dtype=dtype, memory_format="nchw", **{"pass": "fwd+bwd"})
             add(f"paper fwd+bwd {dtype} nchw {variant} / plain", row and row["ratio_vs_plain"], target)
     for part, how in (("conv-googlenet_bn", ""), ("conv-googlenet_bn-graph", " CUDA graph")):
         convs = [r for r in results.get(part, []) if r.get("layer") == "conv"]
@@ -162,24 +166,23 @@ def _parts(device: torch.device, quick: bool, out_dir: Path) -> tuple[list[tuple
     reps = {} if not quick else {"reps": 2, "warmup": 1}
     paper = ["paper"] if not quick else ["paper:2x8x8x8-8x3x3"]
     googlenet = ["googlenet_bn"] if not quick else ["googlenet_bn:2x8x8x8-16x1x1", "googlenet_bn:2x16x4x4-8x2x2s2p0"]
-    variants = ["plain", "cwn-reference", "cwn-explicit", "cwn-triton", "cwn-compiled", "wn", "ws"]
-    if quick:
-        variants.remove("cwn-compiled")  # 20-30 s of inductor on a CPU for a dry run
+    variants = ["plain", "cwn-reference", "cwn-explicit", "cwn-triton", "wn", "ws"]
     conv_paper = ConvBenchSpec(paper, variants, ["fwd", "bwd", "fwd+bwd", "eval-fwd"], dtypes, ["nchw", "nhwc"],
                                str(device), **reps)
+    conv_compiled = ConvBenchSpec(paper, ["cwn-compiled"], ["fwd+bwd"], dtypes, ["nchw", "nhwc"], str(device), **reps)
     conv_googlenet = ConvBenchSpec(googlenet, ["cwn-triton", "cwn-reference"], ["fwd+bwd", "eval-fwd"], ["bf16"],
                                    ["nhwc"], str(device), **reps)
     conv_graph = ConvBenchSpec(googlenet, ["cwn-triton"], ["fwd+bwd", "eval-fwd"], ["bf16"], ["nhwc"], str(device),
                                cuda_graph=True, **reps)
     step = StepBenchSpec([64, 256] if not quick else [2], 224 if not quick else 64, "bf16" if cuda else "fp32", "nhwc",
                          str(device), **reps)
-    return [
-        ("conv-paper", lambda: run_conv(conv_paper, out_dir / "conv-paper.jsonl")),
-        ("conv-googlenet_bn", lambda: run_conv(conv_googlenet, out_dir / "conv-googlenet_bn.jsonl")),
-        *([("conv-googlenet_bn-graph", lambda: run_conv(conv_graph, out_dir / "conv-googlenet_bn-graph.jsonl"))]
-          if cuda else []),
-        ("step", lambda: run_step(step, out_dir / "step.jsonl")),
-    ], dtypes
+    parts = [("conv-paper", run_conv, conv_paper), ("conv-paper-compiled", run_conv, conv_compiled),
+             ("conv-googlenet_bn", run_conv, conv_googlenet), ("conv-googlenet_bn-graph", run_conv, conv_graph),
+             ("step", run_step, step)]
+    left_out = {"conv-paper-compiled"} if quick else set()  # 20-30 s of inductor per config on a CPU
+    left_out |= set() if cuda else {"conv-googlenet_bn-graph"}  # CUDA graphs need a GPU
+    return [(name, functools.partial(run, spec, out_dir / f"{name}.jsonl")) for name, run, spec in parts
+            if name not in left_out], dtypes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,27 +198,33 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = _results_dir(args.results_root, device)
     out_dir.mkdir(parents=True)
     print(f"# gpu-check on {card_name(device)}: writing {out_dir}", flush=True)
-    failed = [] if check_kernels(device, args.quick, out_dir / "correctness.jsonl") else ["kernel correctness"]
     parts, dtypes = _parts(device, args.quick, out_dir)
-    results: dict[str, list[dict]] = {}
+    parts.insert(0, ("kernel-correctness", functools.partial(check_kernels, device, args.quick,
+                                                             out_dir / "correctness.jsonl")))
+    results: dict[str, Any] = {}
+    seconds: dict[str, float] = {}
     for name, run in parts:
         print(f"\n# {name}", flush=True)
+        part_start = time.monotonic()
         try:
             results[name] = run()
         except Exception:  # noqa: BLE001 - keep the other parts' results; the trace goes to errors.txt
-            failed.append(name)
-            results[name] = []
+            results[name] = None
             with (out_dir / "errors.txt").open("a") as f:
                 f.write(f"== {name}\n{traceback.format_exc()}\n")
             traceback.print_exc()
-    table = format_table(overhead_table(results, dtypes),
-                         ("quantity", "ratio", "target", "met"))
+        seconds[name] = round(time.monotonic() - part_start, 1)
+    # a part failed when it raised; the correctness part also when a kernel was wrong
+    failed = [name for name, result in results.items() if result is None or result is False]
+    results = {name: result for name, result in results.items() if isinstance(result, list)}
+    table = format_table(overhead_table(results, dtypes), ("quantity", "ratio", "target", "met"))
     minutes = (time.monotonic() - started) / 60
     summary = (f"# CWN overhead on {card_name(device)} ({out_dir.name}, {minutes:.1f} min"
                f"{', QUICK dry run: numbers mean nothing' if args.quick else ''})\n\n```\n{table}\n```\n"
                f"\nfailed: {', '.join(failed) or 'nothing'}\n")
     (out_dir / "summary.md").write_text(summary)
-    (out_dir / "summary.json").write_text(json.dumps({"failed": failed, "minutes": round(minutes, 2)}) + "\n")
+    timing = {"failed": failed, "minutes": round(minutes, 2), "seconds": seconds}
+    (out_dir / "summary.json").write_text(json.dumps(timing) + "\n")
     print("\n" + summary)
     return 1 if failed else 0
 

@@ -29,7 +29,8 @@ def _common(p: argparse.ArgumentParser, bench: str) -> None:
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     p.add_argument("--reps", type=int, help="measured pairs (default: see above)")
     p.add_argument("--warmup", type=int, help="warm-up pairs, not recorded (default: see above)")
-    p.add_argument("--out", type=Path, help=f"JSONL to create (default: {default_out(bench).parent}/{bench}-<time>.jsonl)")
+    p.add_argument("--out", type=Path,
+                   help=f"JSONL to create (default: {default_out(bench).parent}/{bench}-<time>.jsonl)")
 
 
 def add_conv_arguments(p: argparse.ArgumentParser) -> None:

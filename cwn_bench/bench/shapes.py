@@ -122,7 +122,8 @@ def trace_layer_shapes(model: nn.Module, in_shape: tuple[int, ...], batches: tup
                 raise ValueError(f"{module!r}: grouped or dilated convs are not benchmarked")
             kh, kw = module.kernel_size
             shape = LayerShape(set_name, "conv", 1, module.in_channels, module.out_channels, x.shape[2], x.shape[3],
-                               kh, kw, _square(module.stride, "stride", module), _square(module.padding, "padding", module))
+                               kh, kw, _square(module.stride, "stride", module),
+                               _square(module.padding, "padding", module))
         else:
             shape = LayerShape(set_name, "linear", 1, module.in_features, module.out_features)
         if shape not in seen:
@@ -152,7 +153,8 @@ def googlenet_bn_model(num_classes: int = 1000, method: str = "plain", image_siz
 
         model = torchvision.models.googlenet(num_classes=num_classes, aux_logits=False, init_weights=True)
         return convert(model, method), "torchvision.googlenet"
-    return build("googlenet_bn", num_classes, method, in_shape=(3, image_size, image_size)), "cwn_bench.models.googlenet_bn"
+    model = build("googlenet_bn", num_classes, method, in_shape=(3, image_size, image_size))
+    return model, "cwn_bench.models.googlenet_bn"
 
 
 def model_set_name(source: str) -> str:

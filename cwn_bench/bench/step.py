@@ -79,7 +79,8 @@ def _model(method: str, spec: StepBenchSpec, device: torch.device) -> tuple[nn.M
 
 
 def _row(set_name: str, batch: int, spec: StepBenchSpec, variant: str, **fields: Any) -> dict[str, Any]:
-    return {"kind": "measurement", "bench": "step", "shape": f"{set_name}:{batch}x3x{spec.image_size}x{spec.image_size}",
+    side = spec.image_size
+    return {"kind": "measurement", "bench": "step", "shape": f"{set_name}:{batch}x3x{side}x{side}",
             "variant": variant, "pass": "train-step", "dtype": spec.dtype, "memory_format": spec.memory_format,
             "batch": batch, **fields}
 

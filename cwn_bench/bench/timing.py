@@ -65,7 +65,8 @@ def capture_graph(work: Workload, warmup: int = 3) -> Workload:
     return Workload(step=graph.replay)
 
 
-def _cuda_pairs(base: Workload, variant: Workload, pairs: int, warmup: int, flush_l2: bool) -> list[tuple[float, float]]:
+def _cuda_pairs(base: Workload, variant: Workload, pairs: int, warmup: int,
+                flush_l2: bool) -> list[tuple[float, float]]:
     flush = torch.empty(_FLUSH_BYTES, dtype=torch.uint8, device="cuda") if flush_l2 else None
     events = []
     for i in range(warmup + pairs):
