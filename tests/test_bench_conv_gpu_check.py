@@ -41,3 +41,17 @@ def test_overhead_table_compares_measurements_with_targets():
     geomean = by_name["googlenet_bn convs geomean eval-fwd bf16 nhwc cwn-triton / plain (2 shapes)"]
     assert geomean["ratio"] == "1.010" and geomean["met"] == "NO"  # sqrt(1.0201) = 1.01 > 1.005; linear left out
     assert by_name["googlenet_bn train step batch 64 bf16 nhwc cwn / plain (3000 img/s)"]["met"] == "yes"
+
+
+def test_a_wrong_kernel_or_a_crashing_part_fails_the_check_but_keeps_the_rest(tmp_path, monkeypatch, capsys):
+    def crash():
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(gpu_check, "check_kernels", lambda *args: False)
+    monkeypatch.setattr(gpu_check, "_parts", lambda *args: ([("conv-paper", crash), ("step", lambda: [])], ["bf16"]))
+    assert gpu_check.main(["--device", "cpu", "--results-root", str(tmp_path)]) == 1
+    (out_dir,) = tmp_path.iterdir()
+    assert "failed: kernel-correctness, conv-paper" in (out_dir / "summary.md").read_text()
+    assert "RuntimeError: boom" in (out_dir / "errors.txt").read_text()
+    assert set(json.loads((out_dir / "summary.json").read_text())["seconds"]) == {"kernel-correctness", "conv-paper",
+                                                                                  "step"}

@@ -44,6 +44,7 @@ from cwn_bench.bench.conv import ConvBenchSpec, resolve_device, run_conv
 from cwn_bench.bench.env import JsonlWriter, card_name, environment
 from cwn_bench.bench.step import StepBenchSpec, run_step
 from cwn_bench.bench.table import format_table, geomean_rows
+from cwn_bench.errors import UserError
 
 EPS = 1e-5
 # (weight shape, channels_last): the paper's conv, GoogLeNet-BN's largest fan-in
@@ -191,7 +192,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny shapes and 2 pairs: a dry run of the path")
     parser.add_argument("--results-root", type=Path, default=Path("results"), help="(default: results)")
     args = parser.parse_args(argv)
-    device = resolve_device(args.device)
+    try:
+        device = resolve_device(args.device)
+    except UserError as err:
+        print(f"gpu-check: error: {err}", file=sys.stderr)
+        return 2
     if device.type == "cpu":
         os.environ.setdefault("TRITON_INTERPRET", "1")  # before the kernels are defined
     started = time.monotonic()
