@@ -24,7 +24,7 @@ def _forward_backward(fn, v, g, grad_w):
     return (w, *torch.autograd.grad(w, inputs, grad_w))
 
 
-@pytest.mark.parametrize("shape", [(5, 3, 3, 3), (3, 1100), (1, 7)], ids=["conv", "fan_in_over_block", "one_row"])
+@pytest.mark.parametrize("shape", [(5, 3, 3, 3), (2, 4100), (1, 7)], ids=["conv", "fan_in_over_block", "one_row"])
 @pytest.mark.parametrize("with_g", [True, False], ids=["g", "no_g"])
 def test_float32_forward_and_backward_match_reference(shape, with_g):
     v, g = _inputs(shape, with_g=with_g)
@@ -56,10 +56,12 @@ def test_gradcheck_float64_through_the_multi_chunk_loop(monkeypatch):
 
 
 def test_launch_config_puts_several_rows_in_a_program_and_covers_all_rows():
-    block_r, block_k, programs = tc.launch_config(128, 128 * 9)
-    assert block_k == tc.MAX_BLOCK_K and block_r >= 2 and block_r * programs >= 128
-    block_r, block_k, programs = tc.launch_config(64, 27)
-    assert block_k == 32 and block_r == 16 and programs == 4
+    block_r, block_k, programs, warps = tc.launch_config(128, 128 * 9)  # the paper's conv: one chunk
+    assert block_k == 2048 and block_r >= 2 and block_r * programs >= 128 and warps == 8
+    block_r, block_k, programs, warps = tc.launch_config(64, 27)
+    assert (block_r, block_k, programs, warps) == (16, 32, 4, 4)
+    block_r, block_k, programs, _ = tc.launch_config(3, 9000)  # past MAX_BLOCK_K: chunks
+    assert block_k == tc.MAX_BLOCK_K and block_r * programs >= 3
 
 
 def test_channels_last_weight_is_used_in_place_and_bf16_output_written_directly():

@@ -10,11 +10,13 @@ Backward (one launch): ``dW -> dV, dg`` with ``u = (v - mean) * r`` recomputed o
 ``dg = <dW, u>`` and ``dV = r * g * (dW - <dW, u> u - mean(dW))`` (Algorithm 2 with
 ``d = g * dW``, as in :mod:`cwn_bench.nn.functional`).
 
-Each program handles ``BLOCK_R`` rows and walks the fan-in ``K`` in ``BLOCK_K`` chunks,
-so any fan-in works (GoogLeNet-BN's largest, 224 * 3 * 3 = 2016, takes two chunks of
-1024). Forward reads V three times (sum, centred square sum, write) and backward reads
-V and dW twice; a weight is at most a few MB, so after the first pass these reads hit L2
-and the kernels cost about one launch each (a few microseconds).
+Each program handles ``BLOCK_R`` rows and walks the fan-in ``K`` in ``BLOCK_K`` chunks
+of up to 4096, so any fan-in works. Every layer of the paper's nets fits one chunk
+(GoogLeNet-BN's largest is 1024 * 2 * 2 = 4096; the paper's conv 128 * 3 * 3 = 1152 in a
+chunk of 2048): then each pass is one load, and as the forward reads V three times (sum,
+centred square sum, write) and the backward V and dW twice, the re-reads are L1 hits of
+the program's own tile. The kernels are latency-bound (a weight is at most a few MB):
+one DRAM round trip and a launch each, a few microseconds.
 
 Rows may be stored in any order inside a row (CWN is invariant to permuting the fan-in),
 so a channels_last conv weight, whose rows are dense but permuted, is used in place and
@@ -38,9 +40,9 @@ import triton.language as tl
 from torch import Tensor
 
 # Largest chunk of the fan-in a program loads at once; BLOCK_R * BLOCK_K <= _TILE elements
-# keeps a tile at 16 KiB of float32 per program (4 warps: 32 values per thread).
-MAX_BLOCK_K = 1024
-_TILE = 4096
+# keeps a tile at 32 KiB of float32 per program (8 warps: 32 values per thread).
+MAX_BLOCK_K = 4096
+_TILE = 8192
 _MAX_BLOCK_R = 16
 
 
@@ -107,12 +109,13 @@ def _cwn_bwd_kernel(dw_ptr, v_ptr, g_ptr, mean_ptr, r_ptr, dv_ptr, dg_ptr, n_row
         tl.store(dv_ptr + base + k0 + cols, dv.to(dv_ptr.dtype.element_ty), mask=ok)
 
 
-def launch_config(n_rows: int, n_cols: int) -> tuple[int, int, int]:
-    """``(BLOCK_R, BLOCK_K, programs)`` for an ``[n_rows, n_cols]`` weight: the fan-in in
-    chunks of at most ``MAX_BLOCK_K``, as many rows per program as fill a ``_TILE``."""
+def launch_config(n_rows: int, n_cols: int) -> tuple[int, int, int, int]:
+    """``(BLOCK_R, BLOCK_K, programs, num_warps)`` for an ``[n_rows, n_cols]`` weight: the
+    fan-in in chunks of at most ``MAX_BLOCK_K``, as many rows per program as fill a
+    ``_TILE``, 8 warps for a full tile (32 values per thread), else 4."""
     block_k = min(triton.next_power_of_2(max(n_cols, 1)), MAX_BLOCK_K)
     block_r = max(1, min(_MAX_BLOCK_R, _TILE // block_k, triton.next_power_of_2(max(n_rows, 1))))
-    return block_r, block_k, triton.cdiv(n_rows, block_r)
+    return block_r, block_k, triton.cdiv(n_rows, block_r), 8 if block_r * block_k >= _TILE else 4
 
 
 def _row_dense(t: Tensor) -> bool:
@@ -146,10 +149,10 @@ def fused_forward(v: Tensor, g: Tensor | None, eps: float, out_dtype: torch.dtyp
     mean = torch.empty(n_rows, device=v.device, dtype=acc)
     r = torch.empty(n_rows, device=v.device, dtype=acc)
     if v.numel():
-        block_r, block_k, programs = launch_config(n_rows, n_cols)
+        block_r, block_k, programs, warps = launch_config(n_rows, n_cols)
         _cwn_fwd_kernel[(programs,)](
             v, g if g is not None else v, w, mean, r, n_rows, n_cols, eps,
-            HAS_G=g is not None, ACC=_tl_acc(acc), BLOCK_R=block_r, BLOCK_K=block_k, num_warps=4)
+            HAS_G=g is not None, ACC=_tl_acc(acc), BLOCK_R=block_r, BLOCK_K=block_k, num_warps=warps)
     return w, mean, r
 
 
@@ -164,10 +167,10 @@ def fused_backward(grad_w: Tensor, v: Tensor, g: Tensor | None, mean: Tensor, r:
     dv = torch.empty_like(v)
     dg = torch.empty_like(g) if g is not None else v.new_empty(0)
     if v.numel():
-        block_r, block_k, programs = launch_config(n_rows, n_cols)
+        block_r, block_k, programs, warps = launch_config(n_rows, n_cols)
         _cwn_bwd_kernel[(programs,)](
             grad_w, v, g if g is not None else v, mean, r, dv, dg, n_rows, n_cols,
-            HAS_G=g is not None, ACC=_tl_acc(mean.dtype), BLOCK_R=block_r, BLOCK_K=block_k, num_warps=4)
+            HAS_G=g is not None, ACC=_tl_acc(mean.dtype), BLOCK_R=block_r, BLOCK_K=block_k, num_warps=warps)
     return dv, dg
 
 
