@@ -20,21 +20,28 @@ class JobState:
         return self.state in FINAL
 
 
+def _lines(command: list[str]) -> list[str] | None:
+    """stdout lines of ``command``, or None when it is missing or fails."""
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.splitlines() if out.returncode == 0 else None
+
+
 def query(job_ids: list[str]) -> dict[str, JobState]:
     """``{job id: JobState}`` for the ids sacct knows (array tasks as ``<array>_<index>``);
-    an array task still pending as part of a range (``12_[1-2]``) reads PENDING.  Empty
-    when sacct is missing or fails (no accounting)."""
+    an array task still pending as part of a range (``12_[1-2]``) reads PENDING.  A job
+    that squeue still lists reads squeue's state: a cancelled job is CANCELLED in sacct at
+    once, but COMPLETING (its processes still running, up to KillWait) until they are
+    gone, and must not be resubmitted before.  Empty when sacct fails (no accounting)."""
     if not job_ids:
         return {}
-    try:
-        out = subprocess.run(["sacct", "-n", "-P", "-X", "-D", "-o", "JobID,State", "-j", ",".join(job_ids)],
-                             capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
-        return {}
-    if out.returncode != 0:
+    lines = _lines(["sacct", "-n", "-P", "-X", "-D", "-o", "JobID,State", "-j", ",".join(job_ids)])
+    if lines is None:
         return {}
     records: dict[str, list[str]] = {}
-    for line in out.stdout.splitlines():
+    for line in lines:
         job_id, _, state = line.partition("|")
         records.setdefault(job_id, []).append(state.split()[0] if state else "UNKNOWN")
     found = {job_id: JobState(states[-1], len(states) - 1) for job_id, states in records.items()}
@@ -43,6 +50,10 @@ def query(job_ids: list[str]) -> dict[str, JobState]:
         pending_range = any(k.startswith(f"{array}_[") and _in_range(index, k) for k in records)
         if job_id not in found and index and pending_range:
             found[job_id] = JobState("PENDING", 0)
+    for line in _lines(["squeue", "-h", "-r", "-o", "%i|%T", "-j", ",".join(job_ids)]) or []:
+        job_id, _, state = line.partition("|")
+        if job_id in found:
+            found[job_id].state = state
     return found
 
 

@@ -95,25 +95,33 @@ def _previous_status(run_dir: Path) -> str | None:
     return data["status"] if data else None
 
 
-def submit_sweep(cfg: Config, profile: Profile, *, dry_run: bool = False, allow_dirty: bool = False) -> Submission:
-    """Submit every unfinished point of ``cfg``'s sweep (see the module docstring)."""
-    absolute_paths(cfg)
-    cluster = resolve_cluster(profile)
-    root = sweepmod.sweep_dir(cfg, profile.runs_root)
-    sub = Submission(root, cluster)
-    record = sweepmod.read(root) if (root / sweepmod.SWEEP_JSON).exists() else sweepmod.new_record(cfg)
+def _unfinished(cfg: Config, profile: Profile, record: dict[str, Any], sub: Submission) -> list[tuple[str, TrainTask]]:
+    """The runs to submit, in sweep order; the others go to ``sub.skipped`` with the
+    reason (run.json says completed, or SLURM still has the run's last job)."""
     latest = sweepmod.latest_jobs(record)
-    states = slurm_state.query([j for c, j in latest.values() if c == "slurm"]) if cluster == "slurm" else {}
-    todo: list[tuple[str, TrainTask]] = []
-    for name, run_dir, run_cfg in sweepmod.runs(cfg, root):
-        job = latest.get(name)
-        state = states.get(job[1]) if job else None
+    slurm_jobs = [job for cluster, job in latest.values() if cluster == "slurm"]
+    states = slurm_state.query(slurm_jobs) if sub.cluster == "slurm" else {}
+    todo = []
+    for name, run_dir, run_cfg in sweepmod.runs(cfg, sub.sweep_dir):
+        job_id = latest.get(name, ("", ""))[1]
+        state = states.get(job_id)
         if _previous_status(run_dir) == "completed":
             sub.skipped[name] = "completed"
         elif state is not None and not state.final:
-            sub.skipped[name] = f"job {job[1]} is {state.state}"
+            sub.skipped[name] = f"job {job_id} is {state.state}"
         else:
             todo.append((name, TrainTask(to_dict(run_cfg), str(run_dir), profile.signal)))
+    return todo
+
+
+def submit_sweep(cfg: Config, profile: Profile, *, dry_run: bool = False, allow_dirty: bool = False) -> Submission:
+    """Submit every unfinished point of ``cfg``'s sweep (see the module docstring)."""
+    absolute_paths(cfg)
+    root = sweepmod.sweep_dir(cfg, profile.runs_root)
+    sub = Submission(root, resolve_cluster(profile))
+    cluster = sub.cluster
+    record = sweepmod.read(root) if (root / sweepmod.SWEEP_JSON).exists() else sweepmod.new_record(cfg)
+    todo = _unfinished(cfg, profile, record, sub)
     if not todo:
         return sub
     code = root / "code" / str(len(record["submissions"]) + 1)

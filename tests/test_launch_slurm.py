@@ -130,19 +130,30 @@ def test_interrupted_job_requeues_resumes_and_matches_uninterrupted(slurm_cluste
     assert status["log_every=1001"].restarts == 0
 
 
-def test_cancelled_job_shows_as_failed(slurm_cluster, digits_root, tmp_path, capsys):
-    cfg = load_config(_config(tmp_path, digits_root, epochs=200))
+def test_cancelled_job_shows_as_failed_and_resubmission_resumes_it(slurm_cluster, digits_root, tmp_path, capsys):
+    cfg = load_config(_config(tmp_path, digits_root, epochs=25))
     sub = submit_sweep(cfg, _profile(tmp_path), allow_dirty=True)
     run_dir = sub.sweep_dir / "run"
     deadline = time.time() + 120
-    while not (run_dir / "run.json").exists():
-        assert time.time() < deadline, "the job did not start within 120 s"
+    while not ((run_dir / "metrics.jsonl").exists() and _epochs(run_dir)):
+        assert time.time() < deadline, "the job logged no epoch within 120 s"
         time.sleep(0.2)
     subprocess.run(["scancel", sub.jobs[0].job_id], check=True)
-    deadline = time.time() + 60
+    deadline = time.time() + 120  # CANCELLED once its processes are gone (KillWait=10 s)
     while rows(sub.sweep_dir)[0].status != "failed":
         assert time.time() < deadline, f"status never showed failed: {rows(sub.sweep_dir)}"
         time.sleep(0.5)
     assert cli.main(["status", str(sub.sweep_dir)]) == 1
     line = capsys.readouterr().out.splitlines()[1]
     assert "CANCELLED" in line and "failed" in line
+
+    cancelled_at = len(_epochs(run_dir))
+    assert cancelled_at < 25, "the run finished before it was cancelled"
+    again = submit_sweep(load_config(_config(tmp_path, digits_root, epochs=25)), _profile(tmp_path),
+                         allow_dirty=True)
+    assert again.sweep_dir == sub.sweep_dir and list(again.submitted) == ["run"]
+    assert again.jobs[0].result()["status"] == "completed"
+    run = json.loads((run_dir / "run.json").read_text())
+    assert len(run["attempts"]) == 2 and run["attempts"][1]["resumed_from"]
+    assert [r["epoch"] for r in _epochs(run_dir)] == list(range(1, 26))
+    assert (sub.sweep_dir / "code" / "2" / "SNAPSHOT.json").exists()  # one snapshot per submission
