@@ -4,15 +4,19 @@ Triton interpreter), so that a session with a GPU can trust `make gpu-check` to 
 import json
 
 import pytest
+import torch
 
 from cwn_bench.bench import gpu_check
+
+# On a GPU machine the kernels are compiled for it (no interpreter), so the dry run uses it.
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 
 @pytest.mark.slow
 def test_quick_dry_run_writes_every_part_and_the_overhead_summary(tmp_path, capsys):
-    assert gpu_check.main(["--device", "cpu", "--quick", "--results-root", str(tmp_path)]) == 0
+    assert gpu_check.main(["--device", DEVICE, "--quick", "--results-root", str(tmp_path)]) == 0
     (out_dir,) = tmp_path.iterdir()
-    assert out_dir.name.endswith("-cpu")
+    assert out_dir.name.endswith("-cpu") or DEVICE == "cuda"
     files = {p.name for p in out_dir.iterdir()}
     assert {"correctness.jsonl", "conv-paper.jsonl", "conv-googlenet_bn.jsonl", "step.jsonl", "summary.md"} <= files
     correctness = [json.loads(line) for line in (out_dir / "correctness.jsonl").read_text().splitlines()]
@@ -22,7 +26,8 @@ def test_quick_dry_run_writes_every_part_and_the_overhead_summary(tmp_path, caps
     assert "paper fwd+bwd bf16 nchw cwn-triton / plain" in summary and "train step batch 2" in summary
     assert "failed: nothing" in summary and summary in capsys.readouterr().out
     timings = json.loads((out_dir / "summary.json").read_text())["seconds"]
-    assert set(timings) == {"kernel-correctness", "conv-paper", "conv-googlenet_bn", "step"}
+    graph = {"conv-googlenet_bn-graph"} if DEVICE == "cuda" else set()
+    assert set(timings) == {"kernel-correctness", "conv-paper", "conv-googlenet_bn", "step", *graph}
 
 
 def test_overhead_table_compares_measurements_with_targets():
