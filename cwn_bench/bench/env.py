@@ -11,32 +11,14 @@ import datetime
 import json
 import os
 import platform
-import re
 import socket
-import subprocess
 from pathlib import Path
 from typing import IO, Any
 
 import torch
 
+from cwn_bench import sysinfo
 from cwn_bench.errors import UserError
-
-
-def _run(cmd: list[str]) -> str | None:
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out or None
-
-
-def _cpu_name() -> str:
-    """The CPU model as /proc/cpuinfo names it (Linux), else what ``platform`` reports."""
-    try:
-        names = re.findall(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), flags=re.MULTILINE)
-    except OSError:
-        names = []
-    return names[0].strip() if names else platform.processor() or platform.machine()
 
 
 def _triton_version() -> str | None:
@@ -55,7 +37,6 @@ def card_name(device: torch.device) -> str:
 def environment(device: torch.device, **extra: Any) -> dict[str, Any]:
     """The ``{"kind": "env"}`` header row for a run on ``device`` plus ``extra`` fields."""
     cuda = device.type == "cuda"
-    driver = _run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]) if cuda else None
     return {
         "kind": "env",
         "time_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -63,7 +44,7 @@ def environment(device: torch.device, **extra: Any) -> dict[str, Any]:
         "device": str(device),
         "gpu": card_name(device) if cuda else None,
         "gpu_count": torch.cuda.device_count() if cuda else 0,
-        "driver": driver.splitlines()[0] if driver else None,
+        "driver": sysinfo.gpu_driver() if cuda else None,
         "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
         "cudnn_benchmark": torch.backends.cudnn.benchmark,
@@ -71,9 +52,9 @@ def environment(device: torch.device, **extra: Any) -> dict[str, Any]:
         "triton": _triton_version(),
         "triton_interpret": os.environ.get("TRITON_INTERPRET") == "1",
         "python": platform.python_version(),
-        "cpu": _cpu_name(),
+        "cpu": sysinfo.cpu_name(),
         "threads": torch.get_num_threads(),
-        "git_commit": _run(["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "HEAD"]),
+        "git_commit": sysinfo.code_version()["commit"],
         **extra,
     }
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 import importlib.metadata as md
 import os
 import platform
-import shutil
 import socket
-import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import torch
+
+from cwn_bench import sysinfo
 
 SLURM_VARS = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_RESTART_COUNT",
               "SLURM_JOB_NODELIST", "SLURM_JOB_PARTITION")
@@ -38,39 +37,11 @@ def _dali_version() -> str | None:
     return None
 
 
-def _run(cmd: list[str], cwd: Path | None = None) -> str | None:
-    if shutil.which(cmd[0]) is None:
-        return None
-    try:
-        out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
-def _git() -> dict[str, Any]:
-    here = Path(__file__).resolve().parent
-    commit = _run(["git", "rev-parse", "HEAD"], here)
-    status = _run(["git", "status", "--porcelain", "--untracked-files=no"], here)
-    return {"commit": commit, "dirty": bool(status) if commit else None}
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _gpus() -> dict[str, Any]:
     if not torch.cuda.is_available():
         return {"count": 0, "names": [], "driver": None}
     names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    driver = _run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"])
-    return {"count": len(names), "names": names, "driver": driver.splitlines()[0] if driver else None}
+    return {"count": len(names), "names": names, "driver": sysinfo.gpu_driver()}
 
 
 def host() -> str:
@@ -90,11 +61,11 @@ def capture(hostnames: list[str]) -> dict[str, Any]:
         "dali": _dali_version(),
         "submitit": _version("submitit"),
         "gpu": _gpus(),
-        "cpu": _cpu_model(),
+        "cpu": sysinfo.cpu_name(),
         "cpu_threads": torch.get_num_threads(),
         "platform": platform.platform(),
         "hostnames": sorted(set(hostnames)),
-        "git": _git(),
+        "git": sysinfo.code_version(),
         "slurm": {k: os.environ.get(k) for k in SLURM_VARS},
         "argv": sys.argv,
     }
