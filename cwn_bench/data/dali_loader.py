@@ -105,12 +105,12 @@ def _graph(feeder: _Feeder, size: int, grayscale: bool, encoded: bool, pad: bool
 
 
 def _to_torch(tensor_list, device: torch.device) -> torch.Tensor:
+    """Copy a dense DALI batch (CPU, or GPU in ``mixed`` mode) into a new torch tensor on
+    ``device`` (DALI reuses its buffers); on the GPU the copy is ordered on torch's stream."""
     dense = tensor_list.as_tensor()
-    if device.type == "cuda":
-        out = torch.empty(dense.shape(), dtype=torch.uint8, device=device)
-        feed_ndarray(dense, out, cuda_stream=torch.cuda.current_stream(device))
-        return out
-    return torch.from_numpy(np.array(dense))  # copy: DALI reuses its buffers
+    out = torch.empty(dense.shape(), dtype=torch.uint8, device=device)
+    stream = torch.cuda.current_stream(device) if device.type == "cuda" else None
+    return feed_ndarray(dense, out, cuda_stream=stream)
 
 
 def _culprit(paths: list[str], grayscale: bool, dali_error: str) -> UserError:
