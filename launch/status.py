@@ -21,6 +21,7 @@ from launch import slurm_state
 from launch import sweep as sweepmod
 from launch.submit import JOBS
 
+ACTIVE = ("RUNNING", "COMPLETING")
 COLUMNS = ("run", "job", "slurm", "status", "restarts", "epoch", "val_top1_err", "img_per_s", "reason")
 
 
@@ -103,10 +104,12 @@ def wait(jobs: list[submitit.Job], poll_s: float = 5.0) -> None:
     last = ""
     while True:
         jobs[0].done(force_check=True)  # one sacct call refreshes every job of the sweep
-        done = [job.done() for job in jobs]
+        states = [job.state.upper() for job in jobs]
+        # A result written is not the end: SLURM may still be RUNNING / COMPLETING the job.
+        done = [job.done() and state not in ACTIVE for job, state in zip(jobs, states)]
         counts: dict[str, int] = {}
-        for job in jobs:
-            counts[job.state] = counts.get(job.state, 0) + 1
+        for state in states:
+            counts[state] = counts.get(state, 0) + 1
         summary = ", ".join(f"{k.lower()} {v}" for k, v in sorted(counts.items()))
         bar.update(sum(done) - bar.n)
         bar.set_postfix_str(summary)

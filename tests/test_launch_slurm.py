@@ -149,10 +149,12 @@ def test_cancelled_job_shows_as_failed_and_resubmission_resumes_it(slurm_cluster
 
     cancelled_at = len(_epochs(run_dir))
     assert cancelled_at < 25, "the run finished before it was cancelled"
-    again = submit_sweep(load_config(_config(tmp_path, digits_root, epochs=25)), _profile(tmp_path),
-                         allow_dirty=True)
-    assert again.sweep_dir == sub.sweep_dir and list(again.submitted) == ["run"]
-    assert again.jobs[0].result()["status"] == "completed"
+    assert cli.main(["submit", str(tmp_path / "tiny.yaml"), "--allow-dirty", "--wait", "--cluster", "slurm",
+                     "--partition", "debug", "--runs-root", str(tmp_path / "runs")]) == 0  # 0: none failed
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"sweep: {sub.sweep_dir}" and out[1].startswith("  run: slurm job ")
+    assert out[2].split()[:4] == ["run", "job", "slurm", "status"]
+    assert out[3].split()[2:4] == ["COMPLETED", "completed"] and " 25/25 " in out[3]
     run = json.loads((run_dir / "run.json").read_text())
     assert len(run["attempts"]) == 2 and run["attempts"][1]["resumed_from"]
     assert [r["epoch"] for r in _epochs(run_dir)] == list(range(1, 26))

@@ -97,3 +97,19 @@ def test_train_sbatch_template_runs_a_two_rank_run(slurm_cluster, digits_root, t
     assert _sacct_state(job_id, timeout_s=180) == "COMPLETED", (tmp_path / "out.txt").read_text()[-2000:]
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert (run["status"], run["seed"], run["world_size"]) == ("completed", 4, 2)
+
+
+def test_stop_sh_ends_only_the_daemons_its_pid_files_name(tmp_path):
+    """A pid file whose process is now another program (pid reused) is dropped, the
+    process left alone; a pid file naming a live daemon of that name would be ended."""
+    stranger = subprocess.Popen(["sleep", "60"])
+    try:
+        (tmp_path / "pids").mkdir()
+        (tmp_path / "pids" / "50-slurmd-n1.pid").write_text(f"{stranger.pid}\n")
+        stop = Path(__file__).resolve().parent.parent / "slurm" / "local" / "stop.sh"
+        out = subprocess.run([str(stop), "--base", str(tmp_path)], capture_output=True, text=True, check=True)
+        assert stranger.poll() is None, "stop.sh killed a process it did not start"
+        assert "stopped" not in out.stdout and not list((tmp_path / "pids").iterdir())
+    finally:
+        stranger.kill()
+        stranger.wait()
