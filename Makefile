@@ -1,22 +1,33 @@
-# `make test`: create .venv when missing, install the project and everything the tests
-# need (torch from this machine's disk, DALI, the local SLURM cluster's packages), run
-# the whole suite.
+# `make demo`: create .venv when missing, install the project, run `cwn-bench demo`.
+# `make test`: the same venv plus what the tests need (pytest, DALI, the local SLURM
+# cluster's packages), then the whole suite.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
 
-.PHONY: test install slurm-install gpu-check
+.PHONY: demo test install slurm-install gpu-check
 
 install: $(STAMP)
+
+# torch and torchvision pinned to the releases this machine has on disk (no GPU download)
+$(PY):
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+
+$(DEMO_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+demo: $(DEMO_STAMP)
+	$(VENV)/bin/cwn-bench demo
 
 # apt-installs slurm-wlm, munge, slurmdbd, MariaDB when missing (root); without root the
 # SLURM tests skip, except under CI=true where they fail.
 slurm-install:
 	slurm/local/install.sh || test "$$CI" != true
 
-$(STAMP): pyproject.toml
-	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+$(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[dev,dali]'
 	touch $@
 

@@ -94,6 +94,46 @@ def cmd_make_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
+DEMO_CPU_VARIANTS = ["plain", "cwn-reference", "cwn-explicit", "wn"]  # Triton's interpreter and
+# torch.compile's cold start would take minutes on a CPU; a GPU runs every variant.
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The whole pipeline on embedded defaults: digits JPEGs -> the demo sweep through
+    ``submit`` -> the paper-shape micro-benchmark on this device -> the report."""
+    import torch
+
+    from cwn_bench.bench.conv import ConvBenchSpec, run_conv
+    from cwn_bench.data import make_digits_dataset
+    from cwn_bench.report import write_report
+    from launch.profile import load_profile
+    from launch.status import render, rows, wait
+    from launch.submit import submit_sweep
+
+    out = Path(args.out)
+    cfg = cfgmod.load_config(args.config, args.overrides)
+    root = Path(cfg.data.root or "data/digits")
+    if not (root / "train").is_dir():
+        print(f"[1/4] writing the digits JPEG folder to {root}", flush=True)
+        make_digits_dataset(root)
+    profile = load_profile(args.profile, {"cluster": args.cluster, "runs_root": str(out)})
+    print(f"[2/4] submitting the {cfg.name} sweep", flush=True)
+    sub = submit_sweep(cfg, profile, allow_dirty=True)  # a demo runs what is here; the diff is recorded
+    print(f"sweep: {sub.sweep_dir} ({len(sub.submitted)} submitted, {len(sub.skipped)} already done)", flush=True)
+    if sub.jobs:
+        wait(sub.jobs)
+    table = rows(sub.sweep_dir)
+    print(render(table), flush=True)
+    gpu = torch.cuda.is_available()
+    bench_out = out / "bench" / f"conv-paper-{'cuda' if gpu else 'cpu'}.jsonl"
+    print(f"[3/4] paper-shape conv benchmark on {'the GPU' if gpu else 'the CPU'} -> {bench_out}", flush=True)
+    bench_out.unlink(missing_ok=True)  # this file is the demo's own; a rerun measures again
+    run_conv(ConvBenchSpec() if gpu else ConvBenchSpec(variants=DEMO_CPU_VARIANTS, reps=args.cpu_reps), bench_out)
+    report = write_report([sub.sweep_dir, bench_out], out / "report")
+    print(f"[4/4] report: {report}")
+    return int(any(r.status == "failed" for r in table))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cwn-bench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -156,6 +196,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-corrupt", action="store_true", help="skip and count unreadable images instead of failing")
     p.add_argument("--out", type=Path, help="JSONL to create (default: runs/bench/data-<time>.jsonl)")
     p.set_defaults(func=cmd_bench_data)
+
+    p = sub.add_parser("demo", help="digits dataset, the demo sweep, the paper-shape benchmark and the report",
+                       description="The main job on embedded defaults, on whatever device this is: writes the "
+                                   "digits JPEG folder, runs the demo sweep (plain/wn/cwn x 2 seeds) through "
+                                   "`submit`, times the paper's conv shape and writes the report under "
+                                   "OUT/report (its path is printed). Runs again resume and skip what is done.")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides of the demo config")
+    p.add_argument("--config", default="configs/demo.yaml", help="experiment YAML (default: configs/demo.yaml)")
+    p.add_argument("--out", default="runs/demo", help="runs root of the demo (default: runs/demo)")
+    p.add_argument("--cluster", choices=("local", "slurm", "debug"), default="local",
+                   help="submitit executor for the sweep (default: local processes)")
+    p.add_argument("--profile", help="cluster profile YAML (default: one task per run, no GPU request)")
+    p.add_argument("--cpu-reps", type=int, default=5, help="benchmark pairs on a CPU (default: 5)")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("make-dataset", help="write a small real JPEG dataset (ImageNet layout) for demos and tests")
     p.add_argument("dataset", choices=("digits", "jpegs"),
