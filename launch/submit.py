@@ -21,6 +21,7 @@ from submitit.slurm.slurm import _make_sbatch_string
 
 from cwn_bench.config import Config, set_value, to_dict
 from cwn_bench.errors import UserError
+from cwn_bench.train import record as run_json
 
 from launch import slurm_state, snapshot
 from launch import sweep as sweepmod
@@ -53,7 +54,8 @@ def setup_lines(profile: Profile, code: Path | None) -> list[str]:
 
 def slurm_parameters(profile: Profile, code: Path | None, name: str) -> dict[str, Any]:
     """SlurmExecutor parameters (sbatch's names); None values are left out."""
-    extra = {"signal": f"{profile.signal}@{profile.signal_delay_s}"}  # submitit reads USR2 at import
+    # submitit would write --signal from SUBMITIT_PREEMPT_SIGNAL as read when it was imported
+    extra = {"signal": f"{profile.signal}@{profile.signal_delay_s}"}
     if profile.mem_gb is not None:
         extra["mem"] = f"{int(profile.mem_gb * 1024)}M"
     params = {
@@ -89,9 +91,7 @@ def absolute_paths(cfg: Config) -> None:
 
 
 def _previous_status(run_dir: Path) -> str | None:
-    from cwn_bench.train import record  # run.json's reader
-
-    data = record.read(run_dir)
+    data = run_json.read(run_dir)
     return data["status"] if data else None
 
 
