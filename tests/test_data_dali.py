@@ -84,6 +84,7 @@ def test_bench_data_alternates_loaders_and_writes_their_ratio(digits_root, tmp_p
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert lines[0]["kind"] == "env" and lines[1:5] == rows
     assert [r["loader"] for r in rows] == ["dali", "torch", "dali", "torch"]
-    assert all(r["images"] == 11 * 128 and r["skipped"] == 0 and r["img_per_s"] > 0 for r in rows)
+    assert all(r["images"] == 11 * 128 and r["skipped"] == 0 and r["img_per_s"] > 0 and r["cpu_ms_per_img"] > 0
+               for r in rows)
     ratios = [rows[0]["img_per_s"] / rows[1]["img_per_s"], rows[2]["img_per_s"] / rows[3]["img_per_s"]]
     assert lines[5]["kind"] == "data_ratio" and lines[5]["ratio"] == pytest.approx(sum(ratios) / 2)

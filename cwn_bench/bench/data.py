@@ -6,12 +6,14 @@ training uses, so bad input fails here exactly as in training -- with the train 
 epochs after a short warm-up. Several loaders are timed alternately, rep by rep, so their
 ratio is measured side by side. Writes JSONL: the environment header, one
 ``{"kind": "data", "loader", "device", "batch_size", "images", "skipped", "img_per_s", ...}``
-per loader and rep, then ``{"kind": "data_ratio", ...}`` rows (median of the per-rep ratios
-of each loader to the last one).
+per loader and rep (with ``cpu_ms_per_img``, CPU time of the process and its workers per
+image: a cost that a busy machine distorts less than wall time), then ``{"kind":
+"data_ratio", ...}`` rows (median of the per-rep img/s ratios of each loader to the last).
 """
 
 from __future__ import annotations
 
+import resource
 import statistics
 import time
 from collections.abc import Sequence
@@ -26,14 +28,21 @@ from cwn_bench.config import from_dict
 from cwn_bench.data import DataModule, build
 
 
-def _time_epochs(data: DataModule, loader: str, epochs: int, sync: Any) -> tuple[int, float]:
-    """Images delivered by ``epochs`` train epochs and their wall seconds."""
-    images, start = 0, time.perf_counter()
+def _cpu_seconds() -> float:
+    """CPU time of this process (DALI's threads included) and of its finished children
+    (DataLoader workers, which exit at the end of each epoch)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _time_epochs(data: DataModule, loader: str, epochs: int, sync: Any) -> tuple[int, float, float]:
+    """Images delivered by ``epochs`` train epochs, their wall seconds and CPU seconds."""
+    images, start, cpu = 0, time.perf_counter(), _cpu_seconds()
     for epoch in range(epochs):
         for batch, _ in progress(data.train_batches(epoch), data.steps_per_epoch, f"{loader} epoch {epoch + 1}"):
             images += len(batch)
     sync()
-    return images, time.perf_counter() - start
+    return images, time.perf_counter() - start, _cpu_seconds() - cpu
 
 
 def run_data(root: str | Path, loaders: Sequence[str], out: str | Path | None, *, batch_size: int = 64,
@@ -59,14 +68,16 @@ def run_data(root: str | Path, loaders: Sequence[str], out: str | Path | None, *
                 pass
         for rep in range(reps):
             for loader, data in modules.items():
-                images, seconds = _time_epochs(data, loader, epochs, sync)
+                images, seconds, cpu = _time_epochs(data, loader, epochs, sync)
                 row = {"kind": "data", "loader": loader, "device": str(device), "batch_size": batch_size,
                        "images": images, "skipped": data.skipped, "img_per_s": images / seconds, "seconds": seconds,
+                       "cpu_ms_per_img": 1000 * cpu / images,
                        "epochs": epochs, "rep": rep, "image_size": image_size, "workers": workers, "root": str(root)}
                 writer.write(row)
                 rows.append(row)
-                print(f"{loader} on {device}: {images} images in {seconds:.1f} s = {row['img_per_s']:.0f} img/s "
-                      f"(batch {batch_size}, {workers} workers, {data.skipped} corrupt skipped)")
+                print(f"{loader} on {device}: {images} images in {seconds:.1f} s = {row['img_per_s']:.0f} img/s, "
+                      f"{row['cpu_ms_per_img']:.2f} CPU-ms/img (batch {batch_size}, {workers} workers, "
+                      f"{data.skipped} corrupt skipped)")
         last = loaders[-1]
         for loader in loaders[:-1]:
             ratios = [a["img_per_s"] / b["img_per_s"] for a, b in zip(
