@@ -111,13 +111,20 @@ def test_own_gpu_keeps_the_task_s_device(monkeypatch):
 
 @pytest.mark.slow
 def test_local_executor_runs_the_sweep_from_the_snapshot(digits_root, tmp_path, capsys):
-    cfg = load_config(_config(tmp_path, digits_root, seed=[0, 1]))
+    import submitit
+
+    # lr=1e12 (plain, no momentum) makes the loss non-finite within a few steps.
+    cfg = load_config(_config(tmp_path, digits_root, **{"optim.lr": [0.02, 1.0e12]}),
+                      ["model.method=plain", "optim.momentum=0.0", "sched.name=constant"])
     sub = submit_sweep(cfg, load_profile(None, {"cluster": "local", "runs_root": str(tmp_path / "runs")}),
                        allow_dirty=True)
-    results = [job.result() for job in sub.jobs]
-    assert [r["status"] for r in results] == ["completed", "completed"]
-    assert {r["code"] for r in results} == {str(sub.sweep_dir / "code" / "1" / "cwn_bench")}
-    assert cli.main(["status", str(sub.sweep_dir)]) == 0
+    good, bad = sub.jobs
+    assert good.result() == {"status": "completed", "rank": 0,
+                             "code": str(sub.sweep_dir / "code" / "1" / "cwn_bench")}  # the snapshot
+    with pytest.raises(submitit.core.utils.FailedJobError, match="non-finite"):
+        bad.result()
+    assert cli.main(["status", str(sub.sweep_dir)]) == 1  # a run failed
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines] == ["run", "seed=0", "seed=1"]
-    assert all(" completed " in line and " 1/1 " in line for line in lines[1:])
+    assert [line.split()[0] for line in lines] == ["run", "lr=0.02", "lr=1000000000000.0"]
+    assert " completed " in lines[1] and " 1/1 " in lines[1]
+    assert " failed " in lines[2] and "non-finite training loss" in lines[2]
