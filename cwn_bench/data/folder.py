@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from cwn_bench.errors import UserError
@@ -28,7 +29,8 @@ def scan_split(root: str | Path, split: str, classes: list[str] | None = None) -
     index = {c: i for i, c in enumerate(classes if classes is not None else names)}
     files, labels = [], []
     for name in names:
-        images = sorted(str(p) for p in (folder / name).iterdir() if p.suffix.lower() in EXTENSIONS and p.is_file())
+        with os.scandir(folder / name) as entries:  # file types from the directory listing: no stat per image
+            images = sorted(e.path for e in entries if e.name.lower().endswith(EXTENSIONS) and e.is_file())
         if not images:
             raise UserError(f"{folder / name}: empty class folder; expected image files ({', '.join(EXTENSIONS)})")
         files += images
