@@ -192,3 +192,29 @@ def test_header_size_matches_pil(mode, fmt, options):
     assert encoded_size(data, "x") == (37, 21)
     with pytest.raises(CorruptImageError, match="x: unreadable image"):
         check_encoded(data[: len(data) // 2], "x")
+
+
+def test_dali_is_imported_only_by_the_dali_loader(digits_root):
+    """The torch loader works where DALI is absent (e.g. a GPU box without it), and asking
+    for DALI there is one clear error."""
+    import subprocess
+    import sys
+
+    script = f"""
+import sys
+sys.modules["nvidia.dali"] = None  # as if DALI were not installed
+from cwn_bench.config import from_dict
+from cwn_bench.data import build
+from cwn_bench.errors import UserError
+cfg = {{"data": {{"root": {str(digits_root)!r}, "image_size": 8, "workers": 0}}, "train": {{"batch_size": 8}}}}
+images, _ = next(iter(build(from_dict(cfg)).train_batches(0)))
+assert images.shape == (8, 3, 8, 8)
+cfg["data"]["loader"] = "dali"
+try:
+    build(from_dict(cfg))
+except UserError as err:
+    print(err)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "data.loader=dali needs NVIDIA DALI" in out.stdout and "data.loader=torch" in out.stdout
