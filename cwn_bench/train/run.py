@@ -9,6 +9,7 @@ small all-reduce per step, which is also the step's sync point for timing).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import sys
@@ -25,7 +26,7 @@ from cwn_bench import data as datamod
 from cwn_bench import models
 from cwn_bench.config import Config, config_hash, to_dict
 from cwn_bench.errors import UserError
-from cwn_bench.train import checkpoint, distributed, envinfo, record, rng
+from cwn_bench.train import checkpoint, distributed, envinfo, record, rng, runlock
 from cwn_bench.train.distributed import DistEnv
 from cwn_bench.train.loop import Engine, evaluate, train_one_epoch
 from cwn_bench.train.metrics import EpochMeter, MetricsLog, Progress
@@ -238,6 +239,12 @@ def run(cfg: Config, run_dir: str | Path, signals: Iterable[int] = DEFAULT_SIGNA
     "preempted" (a signal in ``signals`` arrived; a checkpoint was written and the
     caller should requeue).  Raises TrainingFailed on a non-finite loss."""
     run_dir = Path(run_dir)
+    lock = runlock.exclusive(run_dir) if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext()
+    with lock:  # rank 0 is the only writer; the other ranks meet it at the process group
+        return _run_locked(cfg, run_dir, signals)
+
+
+def _run_locked(cfg: Config, run_dir: Path, signals: Iterable[int]) -> str:
     previous = record.read(run_dir)
     record.check_same_experiment(previous, cfg, run_dir)
     if previous and previous["status"] == COMPLETED:
