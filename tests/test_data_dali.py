@@ -88,3 +88,11 @@ def test_bench_data_alternates_loaders_and_writes_their_ratio(digits_root, tmp_p
                for r in rows)
     ratios = [rows[0]["img_per_s"] / rows[1]["img_per_s"], rows[2]["img_per_s"] / rows[3]["img_per_s"]]
     assert lines[5]["kind"] == "data_ratio" and lines[5]["ratio"] == pytest.approx(sum(ratios) / 2)
+
+
+@pytest.mark.parametrize("crop", ["pad_crop", "resize_crop"])
+def test_dali_matches_torch_for_the_other_crops(digits_root, crop):
+    (ti, tl), (di, dl) = (next(iter(build(config(digits_root, loader, train_crop=crop, grayscale=True,
+                                                 resize_size=40)).train_batches(2))) for loader in ("torch", "dali"))
+    assert torch.equal(tl, dl) and ti.shape == di.shape == (64, 1, 32, 32)
+    assert (ti - di).abs().mean() < 0.02
