@@ -15,7 +15,10 @@ pipeline (~0.02 s on CPU) so an abandoned pass leaves nothing queued.
 Bad files: the callback checks each file's header and end marker and raises a clear error
 naming it (or, with ``skip_corrupt``, substitutes the next readable file and counts it). A
 file that passes those checks but fails inside the decoder stops DALI; the error is mapped
-back to the file by decoding the failing batch's files with PIL.
+back to the file by decoding the failing batch's files with PIL. Damage inside the compressed
+data (e.g. a bad Huffman code) is only a warning to libjpeg-turbo: DALI decodes such a file
+with garbled blocks (libjpeg prints "Corrupt JPEG data" on stderr) where PIL, and so the
+torch loader, stops with an error naming it.
 """
 
 from __future__ import annotations
