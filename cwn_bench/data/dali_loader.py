@@ -44,6 +44,7 @@ except ImportError as err:  # pragma: no cover - depends on the installation
 
 BoxFn = Callable[[int, int, int], Box]  # (index, width, height) -> crop box
 
+
 class _Feeder:
     """The batch callback of ``fn.external_source``: for each planned batch of indices, the
     encoded files (or raw HWC arrays), crop anchors ``[x, y]`` and shapes ``[w, h]`` in
