@@ -131,7 +131,10 @@ def test_interrupted_job_requeues_resumes_and_matches_uninterrupted(slurm_cluste
 
 
 def test_cancelled_job_shows_as_failed_and_resubmission_resumes_it(slurm_cluster, digits_root, tmp_path, capsys):
-    cfg = load_config(_config(tmp_path, digits_root, epochs=25))
+    # submitit ignores the SIGTERM of scancel, so training goes on until SLURM's SIGKILL
+    # KillWait (10 s) later: whole epochs (45 steps, ~1 s here) keep that to ~10 epochs.
+    epochs = 60
+    cfg = load_config(_config(tmp_path, digits_root, epochs=epochs, steps_per_epoch=None))
     sub = submit_sweep(cfg, _profile(tmp_path), allow_dirty=True)
     run_dir = sub.sweep_dir / "run"
     deadline = time.time() + 120
@@ -148,14 +151,14 @@ def test_cancelled_job_shows_as_failed_and_resubmission_resumes_it(slurm_cluster
     assert "CANCELLED" in line and "failed" in line
 
     cancelled_at = len(_epochs(run_dir))
-    assert cancelled_at < 25, "the run finished before it was cancelled"
+    assert cancelled_at < epochs, "the run finished before it was cancelled"
     assert cli.main(["submit", str(tmp_path / "tiny.yaml"), "--allow-dirty", "--wait", "--cluster", "slurm",
                      "--partition", "debug", "--runs-root", str(tmp_path / "runs")]) == 0  # 0: none failed
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"sweep: {sub.sweep_dir}" and out[1].startswith("  run: slurm job ")
     assert out[2].split()[:4] == ["run", "job", "slurm", "status"]
-    assert out[3].split()[2:4] == ["COMPLETED", "completed"] and " 25/25 " in out[3]
+    assert out[3].split()[2:4] == ["COMPLETED", "completed"] and f" {epochs}/{epochs} " in out[3]
     run = json.loads((run_dir / "run.json").read_text())
     assert len(run["attempts"]) == 2 and run["attempts"][1]["resumed_from"]
-    assert [r["epoch"] for r in _epochs(run_dir)] == list(range(1, 26))
+    assert [r["epoch"] for r in _epochs(run_dir)] == list(range(1, epochs + 1))
     assert (sub.sweep_dir / "code" / "2" / "SNAPSHOT.json").exists()  # one snapshot per submission
