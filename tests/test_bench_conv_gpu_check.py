@@ -60,3 +60,20 @@ def test_a_wrong_kernel_or_a_crashing_part_fails_the_check_but_keeps_the_rest(tm
     assert "RuntimeError: boom" in (out_dir / "errors.txt").read_text()
     assert set(json.loads((out_dir / "summary.json").read_text())["seconds"]) == {"kernel-correctness", "conv-paper",
                                                                                   "step"}
+
+
+def test_a_run_killed_mid_part_keeps_the_summary_of_the_parts_before(tmp_path, monkeypatch):
+    """The device session may be cut at its time limit: summary.md is rewritten after each
+    part, naming what has not run yet."""
+    def killed():
+        raise KeyboardInterrupt  # what a SIGINT (or the session's timeout) does mid-part
+
+    monkeypatch.setattr(gpu_check, "check_kernels", lambda *args: True)
+    monkeypatch.setattr(gpu_check, "_parts", lambda *args: ([("conv-paper", lambda: []), ("step", killed)], ["bf16"]))
+    with pytest.raises(KeyboardInterrupt):
+        gpu_check.main(["--device", "cpu", "--results-root", str(tmp_path)])
+    (out_dir,) = tmp_path.iterdir()
+    summary = (out_dir / "summary.md").read_text()
+    assert "failed: nothing" in summary and "not run yet: step" in summary
+    timing = json.loads((out_dir / "summary.json").read_text())
+    assert set(timing["seconds"]) == {"kernel-correctness", "conv-paper"} and timing["pending"] == ["step"]

@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
                                                              out_dir / "correctness.jsonl")))
     results: dict[str, Any] = {}
     seconds: dict[str, float] = {}
-    for name, run in parts:
+    for done, (name, run) in enumerate(parts, 1):
         print(f"\n# {name}", flush=True)
         part_start = time.monotonic()
         try:
@@ -219,20 +219,30 @@ def main(argv: list[str] | None = None) -> int:
                 f.write(f"== {name}\n{traceback.format_exc()}\n")
             traceback.print_exc()
         seconds[name] = round(time.monotonic() - part_start, 1)
-    # a part failed when it raised; the correctness part also when a kernel was wrong
-    failed = [name for name, result in results.items() if result is None or result is False]
-    results = {name: result for name, result in results.items() if isinstance(result, list)}
-    table = format_table(overhead_table(results, dtypes), ("quantity", "ratio", "target", "met"))
-    minutes = (time.monotonic() - started) / 60
-    summary = (f"# CWN overhead on {card_name(device)} ({out_dir.name}, {minutes:.1f} min"
-               f"{', QUICK dry run: numbers mean nothing' if args.quick else ''})\n\n```\n{table}\n```\n"
-               f"\nfailed: {', '.join(failed) or 'nothing'}\n")
-    (out_dir / "summary.md").write_text(summary)
-    timing = {"failed": failed, "minutes": round(minutes, 2), "seconds": seconds}
-    (out_dir / "summary.json").write_text(json.dumps(timing) + "\n")
+        # rewritten after every part: a run killed at the device's time limit keeps its table
+        summary, failed = _write_summary(out_dir, device, args.quick, results, dtypes, seconds, started,
+                                         [later for later, _ in parts[done:]])
     print("\n" + summary)
     return 1 if failed else 0
 
+
+def _write_summary(out_dir: Path, device: torch.device, quick: bool, results: dict[str, Any], dtypes: list[str],
+                   seconds: dict[str, float], started: float, pending: list[str]) -> tuple[str, list[str]]:
+    """Write ``summary.md`` and ``summary.json`` for the parts run so far; return the
+    summary text and the failed parts."""
+    # a part failed when it raised; the correctness part also when a kernel was wrong
+    failed = [name for name, result in results.items() if result is None or result is False]
+    measured = {name: result for name, result in results.items() if isinstance(result, list)}
+    table = format_table(overhead_table(measured, dtypes), ("quantity", "ratio", "target", "met"))
+    minutes = (time.monotonic() - started) / 60
+    summary = (f"# CWN overhead on {card_name(device)} ({out_dir.name}, {minutes:.1f} min"
+               f"{', QUICK dry run: numbers mean nothing' if quick else ''})\n\n```\n{table}\n```\n"
+               f"\nfailed: {', '.join(failed) or 'nothing'}\n"
+               + (f"not run yet: {', '.join(pending)}\n" if pending else ""))
+    (out_dir / "summary.md").write_text(summary)
+    timing = {"failed": failed, "minutes": round(minutes, 2), "seconds": seconds, "pending": pending}
+    (out_dir / "summary.json").write_text(json.dumps(timing) + "\n")
+    return summary, failed
 
 if __name__ == "__main__":
     sys.exit(main())
