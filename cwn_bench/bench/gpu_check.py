@@ -244,5 +244,6 @@ def _write_summary(out_dir: Path, device: torch.device, quick: bool, results: di
     (out_dir / "summary.json").write_text(json.dumps(timing) + "\n")
     return summary, failed
 
+
 if __name__ == "__main__":
     sys.exit(main())
