@@ -134,3 +134,24 @@ def test_compiled_variant_runs_once(tmp_path):
                      "cpu", "--reps", "1", "--warmup", "1", "--out", str(out)]) == 0
     (row,) = _read(out)[1:]
     assert row["kind"] == "measurement" and row["variant"] == "cwn-compiled"
+
+
+def test_a_triton_failure_is_a_skipped_row_and_the_other_variants_are_still_measured(tmp_path, monkeypatch):
+    """On a GPU box whose Triton cannot compile (no C compiler, ptxas too old), cwn-triton
+    raises at its first launch; gpu-check's conv parts must keep every other variant."""
+    from cwn_bench.bench import conv
+
+    def broken(variant, shape, device):
+        if variant == "cwn-triton":
+            raise RuntimeError("Failed to find C compiler")
+        return build_layer(variant, shape, device)
+
+    build_layer = conv.build_layer
+    monkeypatch.setattr(conv, "build_layer", broken)
+    out = tmp_path / "conv.jsonl"
+    assert cli.main(["bench", "conv", "--shapes", "test:2x4x6x6-4x3x3", "--variants", "cwn-triton", "cwn-explicit",
+                     "--passes", "fwd", "eval-fwd", "--device", "cpu", "--reps", "1", "--warmup", "0",
+                     "--out", str(out)]) == 0
+    rows = _read(out)[1:]
+    assert [(r["variant"], r["kind"]) for r in rows] == [("cwn-triton", "skipped"), ("cwn-explicit", "measurement")] * 2
+    assert rows[0]["reason"] == "Triton failed: RuntimeError: Failed to find C compiler"
