@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import typing
 from pathlib import Path
 
 from cwn_bench import config as cfgmod
@@ -82,13 +83,24 @@ def cmd_bench_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def at_least(low: int) -> typing.Callable[[str], int]:
+    """argparse type: an int >= ``low`` (``--batch-size 0`` is a usage error, not a crash)."""
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer of at least {low}, got {value}")
+        return value
+    parse.__name__ = "int"  # argparse's "invalid int value: 'abc'" for non-numbers
+    return parse
+
+
 def cmd_make_dataset(args: argparse.Namespace) -> int:
     from cwn_bench.data import make_digits_dataset, make_sized_jpegs
 
     if args.dataset == "digits":
-        out = make_digits_dataset(args.out, size=args.size or 32)
+        out = make_digits_dataset(args.out, size=32 if args.size is None else args.size)
     else:
-        size = args.size or 500
+        size = 500 if args.size is None else args.size
         out = make_sized_jpegs(args.out, args.classes, args.per_class, size, size * 3 // 4)
     print(f"wrote {out}/train and {out}/val")
     return 0
@@ -187,12 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("root", metavar="ROOT", help="ImageNet-layout folder (train/<class>/*.jpg, val/<class>/*.jpg)")
     p.add_argument("--loader", nargs="+", choices=("dali", "torch"), required=True, metavar="LOADER",
                    help="dali and/or torch; several are timed alternately and their img/s ratio printed")
-    p.add_argument("--reps", type=int, default=1, help="alternating repetitions (default: 1)")
-    p.add_argument("--batch-size", type=int, default=64, help="images per batch (default: 64)")
-    p.add_argument("--epochs", type=int, default=1, help="timed epochs (default: 1)")
-    p.add_argument("--image-size", type=int, default=224, help="train crop side, pixels (default: 224)")
-    p.add_argument("--workers", type=int, default=2, help="DataLoader processes / DALI threads (default: 2)")
-    p.add_argument("--warmup", type=int, default=2, help="untimed batches first (default: 2)")
+    p.add_argument("--reps", type=at_least(1), default=1, help="alternating repetitions (default: 1)")
+    p.add_argument("--batch-size", type=at_least(1), default=64, help="images per batch (default: 64)")
+    p.add_argument("--epochs", type=at_least(1), default=1, help="timed epochs (default: 1)")
+    p.add_argument("--image-size", type=at_least(1), default=224, help="train crop side, pixels (default: 224)")
+    p.add_argument("--workers", type=at_least(0), default=2, help="DataLoader processes / DALI threads (default: 2)")
+    p.add_argument("--warmup", type=at_least(0), default=2, help="untimed batches first (default: 2)")
     p.add_argument("--skip-corrupt", action="store_true", help="skip and count unreadable images instead of failing")
     p.add_argument("--out", type=Path, help="JSONL to create (default: runs/bench/data-<time>.jsonl)")
     p.set_defaults(func=cmd_bench_data)
@@ -216,20 +228,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help="digits: scikit-learn's 1797 8x8 digits, upscaled; jpegs: ImageNet-sized random JPEGs "
                         "(for `bench data`)")
     p.add_argument("out", metavar="OUT", help="folder to create (absent or empty)")
-    p.add_argument("--size", type=int, help="image width in pixels (default: digits 32 square, jpegs 500x375)")
-    p.add_argument("--classes", type=int, default=10, help="jpegs: class folders (default: 10)")
-    p.add_argument("--per-class", type=int, default=50, help="jpegs: train images per class, val a tenth (default: 50)")
+    p.add_argument("--size", type=at_least(1), help="image width in pixels (default: digits 32 square, jpegs 500x375)")
+    p.add_argument("--classes", type=at_least(1), default=10, help="jpegs: class folders (default: 10)")
+    p.add_argument("--per-class", type=at_least(1), default=50,
+                   help="jpegs: train images per class, val a tenth (default: 50)")
     p.set_defaults(func=cmd_make_dataset)
 
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides += extra  # KEY=VALUE after the options: argparse leaves them over
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
     except UserError as err:
         print(f"cwn-bench {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # an output path that cannot be created or written (--out, --run-dir, OUT)
+        if err.filename is None:
+            raise
+        print(f"cwn-bench {args.command}: error: {err.filename}: {err.strerror}; expected a path that can be "
+              "created and written", file=sys.stderr)
         return 2
 
 

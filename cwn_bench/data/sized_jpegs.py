@@ -18,6 +18,9 @@ def make_sized_jpegs(out: str | Path, classes: int = 10, per_class: int = 50, wi
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"{out}: already exists and is not an empty folder; choose a new output path")
+    if min(classes, per_class, width, height) < 1:
+        raise UserError(f"{classes} classes x {per_class} images of {width}x{height} px: expected at least 1 of "
+                        "each (--classes, --per-class, --size of 2 or more)")
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:height, 0:width]
     for split, count in (("train", per_class), ("val", max(1, per_class // 10))):
