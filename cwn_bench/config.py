@@ -262,17 +262,42 @@ def load_config(path: str | Path, overrides: typing.Iterable[str] = ()) -> Confi
         text = path.read_text()
     except OSError as err:
         raise ConfigError(f"{path}: cannot read config ({err.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (expected UTF-8 YAML)") from None
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        raise ConfigError(f"{path}: not valid YAML ({_yaml_problem(err)})") from None
     if isinstance(data, dict):
         data.setdefault("name", path.stem)
     cfg = from_dict(data, str(path))
+    overrides = list(overrides)
     for text in overrides:
         key, value = parse_override(text)
         set_value(cfg, key, value, f"override {text!r}")
+    _check_minimums(cfg, f"{path} with overrides" if overrides else str(path))
     return cfg
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """One line for a YAML error: ``line 2, column 1: expected the node content ...``."""
+    mark, problem = getattr(err, "problem_mark", None), getattr(err, "problem", None)
+    if mark is None or problem is None:
+        return " ".join(str(err).split())
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+
+
+# keys whose values below these make no run (a zero batch divides by zero, 0 epochs trains nothing)
+MINIMUMS = {"train.epochs": 1, "train.batch_size": 1, "train.steps_per_epoch": 1, "train.log_every": 1,
+            "train.checkpoint_every_steps": 1, "data.image_size": 1, "data.resize_size": 1, "data.workers": 0,
+            "data.synthetic_samples": 1}
+
+
+def _check_minimums(cfg: Config, source: str) -> None:
+    for key, low in MINIMUMS.items():
+        for value in cfg.sweep.get(key, [get(cfg, key)]):
+            if value is not None and value < low:
+                raise ConfigError(f"{source}: key '{key}': expected at least {low}, got {value}")
 
 
 def run_name(point: dict[str, Any]) -> str:
