@@ -57,6 +57,17 @@ def test_order_and_augmentation_are_a_function_of_seed_and_epoch_and_resume_is_e
     assert not torch.equal(other_epoch[0], epoch1[0][0]) and not torch.equal(other_seed[0], epoch1[0][0])
 
 
+def test_torch_loader_leaves_the_global_rng_alone(digits_root):
+    """A run resumed mid-epoch starts the epoch's DataLoader afresh; were its workers' base seed
+    drawn from torch's global generator, every later CPU random number (dropout) and the next
+    checkpoint's RNG state would be one draw off the uninterrupted run."""
+    dm = build(config(digits_root, batch_size=64, workers=1))
+    state = torch.get_rng_state()
+    next(iter(dm.train_batches(0, start_step=20)))
+    next(iter(dm.val_batches()))
+    assert torch.equal(torch.get_rng_state(), state)
+
+
 def test_sharding_plans():
     plans = [sharding.train_batches(103, 8, seed=3, epoch=0, rank=r, world_size=3) for r in range(3)]
     flat = [i for plan in plans for batch in plan for i in batch]

@@ -56,8 +56,11 @@ class TorchData(SourceData):
         self.train_set, self.val_set = _Samples(self.train_source, self.cfg), _Samples(self.val_source, self.cfg)
 
     def _load(self, dataset: _Samples, keys: list[list[tuple[int, int]]]) -> Iterator[RawBatch]:
+        # a generator of its own: each iterator draws its workers' base seed from it, and drawing from
+        # torch's global one would leave a run resumed mid-epoch (which starts this loader afresh) one
+        # draw off the uninterrupted run in every later CPU random number and checkpointed RNG state
         loader = DataLoader(dataset, batch_sampler=keys, num_workers=self.cfg.data.workers, collate_fn=_collate,
-                            pin_memory=self.device.type == "cuda")
+                            pin_memory=self.device.type == "cuda", generator=torch.Generator())
         for images, labels, skipped, error in loader:
             if error:
                 raise UserError(error)
