@@ -92,8 +92,10 @@ class ConvBenchSpec:
         warmup = self.warmup if self.warmup is not None else GPU_WARMUP if cuda else CPU_WARMUP
         if reps < 1 or warmup < 0:
             raise UserError(f"--reps {reps} / --warmup {warmup}: need at least 1 pair and no negative warm-up")
-        if self.cuda_graph and (not cuda or "bwd" in self.passes):
-            raise UserError("--cuda-graph needs a CUDA device and replays whole passes: use fwd, fwd+bwd, eval-fwd")
+        if self.cuda_graph and not cuda:
+            raise UserError(f"--cuda-graph needs a CUDA device, got --device {device}")
+        if self.cuda_graph and "bwd" in self.passes:
+            raise UserError("--cuda-graph replays whole passes: expected --passes from fwd, fwd+bwd, eval-fwd")
         return device, resolve_shapes(self.shapes), dtypes, reps, warmup
 
 
