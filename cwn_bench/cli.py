@@ -147,7 +147,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cwn-bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="cwn-bench", description="Centered Weight Normalization at ImageNet scale: configs, training, SLURM "
+                                      "sweeps, benchmarks and reports. `cwn-bench COMMAND --help` for each command.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("config", help="print the resolved config, its hash and the sweep's runs")
