@@ -36,7 +36,7 @@ def read(root: Path) -> dict[str, Any]:
     path = root / SWEEP_JSON
     try:
         data = json.loads(path.read_text())
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         raise UserError(f"{root}: not a sweep directory (no {SWEEP_JSON}); pass the folder "
                         "`cwn-bench submit` printed") from None
     except (OSError, json.JSONDecodeError) as err:

@@ -72,3 +72,7 @@ def test_counts_below_one_refused_before_writing(tmp_path, capsys, argv, needle)
     argv = [str(tmp_path / a) if a in ("OUT", "ROOT") else a for a in argv]
     assert needle in _one_line_error(capsys, argv)
     assert not (tmp_path / "OUT").exists()
+
+
+def test_status_of_a_file_is_not_a_sweep_directory(cfg_file, capsys):
+    assert f"{cfg_file}: not a sweep directory" in _one_line_error(capsys, ["status", str(cfg_file)])
