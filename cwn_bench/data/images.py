@@ -17,7 +17,7 @@ class CorruptImageError(UserError):
 
     def __init__(self, path: str, reason: str) -> None:
         super().__init__(f"{path}: unreadable image ({reason}); fix or remove the file, "
-                         "or set data.skip_corrupt=true to skip and count such files")
+                         "or set data.skip_corrupt=true (`bench data --skip-corrupt`) to skip and count such files")
         self.path, self.reason = path, reason
 
 
