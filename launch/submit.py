@@ -138,7 +138,8 @@ def submit_sweep(cfg: Config, profile: Profile, *, dry_run: bool = False, allow_
         with executor.batch():  # one sbatch call: an array of len(todo) tasks
             sub.jobs = [executor.submit(task) for _, task in todo]
     except (OSError, RuntimeError) as err:  # sbatch refused (FailedJobError is a RuntimeError)
-        raise UserError(f"{root}: submission to {cluster} failed: {err}") from None
+        reason = "; ".join(line.strip() for line in str(err).splitlines() if line.strip())  # sbatch: several lines
+        raise UserError(f"{root}: submission to {cluster} failed: {reason}") from None
     sub.submitted = {name: job.job_id for (name, _), job in zip(todo, sub.jobs)}
     record["submissions"].append({"time": sweepmod.now(), "cluster": cluster, "code": str(code),
                                   "commit": snap["commit"], "dirty": snap["dirty"],
