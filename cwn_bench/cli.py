@@ -222,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cluster", choices=("local", "slurm", "debug"), default="local",
                    help="submitit executor for the sweep (default: local processes)")
     p.add_argument("--profile", help="cluster profile YAML (default: one task per run, no GPU request)")
-    p.add_argument("--cpu-reps", type=int, default=5, help="benchmark pairs on a CPU (default: 5)")
+    p.add_argument("--cpu-reps", type=at_least(1), default=5, help="benchmark pairs on a CPU (default: 5)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("make-dataset", help="write a small real JPEG dataset (ImageNet layout) for demos and tests")

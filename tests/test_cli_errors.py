@@ -76,3 +76,8 @@ def test_counts_below_one_refused_before_writing(tmp_path, capsys, argv, needle)
 
 def test_status_of_a_file_is_not_a_sweep_directory(cfg_file, capsys):
     assert f"{cfg_file}: not a sweep directory" in _one_line_error(capsys, ["status", str(cfg_file)])
+
+
+def test_demo_cpu_reps_refused_before_the_sweep_runs(tmp_path, capsys):
+    line = _one_line_error(capsys, ["demo", "--cpu-reps", "0", "--out", str(tmp_path / "demo")])
+    assert "--cpu-reps: expected an integer of at least 1, got 0" in line and not (tmp_path / "demo").exists()
