@@ -162,6 +162,22 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
+# keys whose values below these make no run (a zero batch divides by zero, 0 epochs trains nothing)
+MINIMUMS = {"train.epochs": 1, "train.batch_size": 1, "train.steps_per_epoch": 1, "train.log_every": 1,
+            "train.checkpoint_every_steps": 1, "data.image_size": 1, "data.resize_size": 1, "data.workers": 0,
+            "data.synthetic_samples": 1}
+
+
+def _checked(value: Any, tp: Any, dotted: str, where: str) -> Any:
+    """``_coerce`` for the value of a dotted config key, then its minimum (MINIMUMS), so a
+    file, an override and a sweep value are all held to it at the one place they are typed."""
+    value = _coerce(value, tp, where)
+    low = MINIMUMS.get(dotted)
+    if low is not None and value is not None and value < low:
+        raise ConfigError(f"{where}: expected at least {low}, got {value}")
+    return value
+
+
 def _fields(cls: type) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
@@ -181,7 +197,7 @@ def _build(cls: type, data: Any, source: str, prefix: str = "") -> Any:
         if dataclasses.is_dataclass(tp):
             kwargs[key] = _build(tp, value, source, f"{prefix}{key}.")
         else:
-            kwargs[key] = _coerce(value, tp, f"{source}: key '{prefix}{key}'")
+            kwargs[key] = _checked(value, tp, f"{prefix}{key}", f"{source}: key '{prefix}{key}'")
     return cls(**kwargs)
 
 
@@ -220,7 +236,7 @@ def from_dict(data: dict[str, Any], source: str = "<config>") -> Config:
         tp = _key_type(key, f"{source}: sweep")
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{source}: sweep key '{key}' needs a non-empty list of values")
-        cfg.sweep[key] = [_coerce(v, tp, f"{source}: sweep '{key}'") for v in values]
+        cfg.sweep[key] = [_checked(v, tp, key, f"{source}: sweep '{key}'") for v in values]
     return cfg
 
 
@@ -234,7 +250,7 @@ def get(cfg: Config, dotted: str) -> Any:
 
 def set_value(cfg: Config, dotted: str, value: Any, source: str = "<override>") -> None:
     """Set a dotted key after checking its type; setting a swept key drops it from the sweep."""
-    value = _coerce(value, _key_type(dotted, source), f"{source}: key '{dotted}'")
+    value = _checked(value, _key_type(dotted, source), dotted, f"{source}: key '{dotted}'")
     *parents, last = dotted.split(".")
     obj: Any = cfg
     for part in parents:
@@ -271,11 +287,9 @@ def load_config(path: str | Path, overrides: typing.Iterable[str] = ()) -> Confi
     if isinstance(data, dict):
         data.setdefault("name", path.stem)
     cfg = from_dict(data, str(path))
-    overrides = list(overrides)
     for text in overrides:
         key, value = parse_override(text)
-        set_value(cfg, key, value, f"override {text!r}")
-    _check_minimums(cfg, f"{path} with overrides" if overrides else str(path))
+        set_value(cfg, key, value, f"{path}: override {text!r}")
     return cfg
 
 
@@ -285,19 +299,6 @@ def _yaml_problem(err: yaml.YAMLError) -> str:
     if mark is None or problem is None:
         return " ".join(str(err).split())
     return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
-
-
-# keys whose values below these make no run (a zero batch divides by zero, 0 epochs trains nothing)
-MINIMUMS = {"train.epochs": 1, "train.batch_size": 1, "train.steps_per_epoch": 1, "train.log_every": 1,
-            "train.checkpoint_every_steps": 1, "data.image_size": 1, "data.resize_size": 1, "data.workers": 0,
-            "data.synthetic_samples": 1}
-
-
-def _check_minimums(cfg: Config, source: str) -> None:
-    for key, low in MINIMUMS.items():
-        for value in cfg.sweep.get(key, [get(cfg, key)]):
-            if value is not None and value < low:
-                raise ConfigError(f"{source}: key '{key}': expected at least {low}, got {value}")
 
 
 def run_name(point: dict[str, Any]) -> str:

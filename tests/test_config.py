@@ -81,6 +81,17 @@ def test_override_errors():
         C.set_value(C.Config(), "optim.lr", "fast")
 
 
+def test_minimums_hold_wherever_a_key_is_typed():
+    # not only load_config: run.json configs and `bench data` go through from_dict, sweeps through set_value
+    with pytest.raises(C.ConfigError, match=r"bench data: key 'train.batch_size': expected at least 1, got 0"):
+        C.from_dict({"train": {"batch_size": 0}}, "bench data")
+    cfg = C.from_dict({})
+    with pytest.raises(C.ConfigError, match=r"sweep: key 'data.workers': expected at least 0, got -1"):
+        C.set_value(cfg, "data.workers", -1, "sweep")
+    C.set_value(cfg, "train.steps_per_epoch", None)  # None (no cap) is not held to the minimum
+    assert cfg.train.steps_per_epoch is None
+
+
 def test_missing_file_named(tmp_path):
     with pytest.raises(C.ConfigError, match="nope.yaml: cannot read config"):
         C.load_config(tmp_path / "nope.yaml")
