@@ -22,6 +22,7 @@ from typing import NamedTuple
 from cwn_bench.config import DataConfig
 
 PAD = 4  # pad_crop padding, pixels
+EVAL = -1  # the "epoch" of the deterministic evaluation crop in :func:`box`
 
 
 class Box(NamedTuple):
@@ -79,3 +80,8 @@ def val_box(cfg: DataConfig, width: int, height: int) -> Box:
         return Box(0, 0, width, height, False)
     side = _resized_side(cfg, width, height)
     return Box((width - side) // 2, (height - side) // 2, side, side, False)
+
+
+def box(cfg: DataConfig, seed: int, epoch: int, index: int, width: int, height: int) -> Box:
+    """The crop of sample ``index``: ``epoch``'s training crop, or the evaluation crop for ``EVAL``."""
+    return val_box(cfg, width, height) if epoch == EVAL else train_box(cfg, seed, epoch, index, width, height)

@@ -25,11 +25,12 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator
+from functools import partial
 
 import numpy as np
 import torch
 
-from cwn_bench.data.augment import Box, train_box, val_box
+from cwn_bench.data.augment import Box, box
 from cwn_bench.data.images import CorruptImageError, decode, encoded_size, read_encoded
 from cwn_bench.data.module import RawBatch, Source, SourceData
 from cwn_bench.data.sources import ArraySource, FileSource, first_readable
@@ -132,9 +133,9 @@ def _culprit(paths: list[str], grayscale: bool, dali_error: str) -> UserError:
 class DaliData(SourceData):
     """Folder or in-memory data through a DALI pipeline (``data.workers`` CPU threads per rank)."""
 
-    def _run(self, source: Source, plan: list[list[int]], box: BoxFn) -> Iterator[RawBatch]:
+    def _load(self, source: Source, plan: list[list[int]], epoch: int) -> Iterator[RawBatch]:
         d, gpu = self.cfg.data, self.device.type == "cuda"
-        feeder = _Feeder(source, plan, box, d.skip_corrupt)
+        feeder = _Feeder(source, plan, partial(box, d, self.cfg.seed, epoch), d.skip_corrupt)
         pipe = _graph(feeder, d.image_size, d.grayscale, isinstance(source, FileSource), d.train_crop == "pad_crop",
                       gpu, batch_size=self.batch_size, num_threads=max(1, d.workers), prefetch_queue_depth=2,
                       device_id=self._gpu_index() if gpu else None, seed=self.cfg.seed)
@@ -154,13 +155,3 @@ class DaliData(SourceData):
 
     def _gpu_index(self) -> int:
         return self.device.index if self.device.index is not None else torch.cuda.current_device()
-
-    def _raw_train(self, epoch: int, plan: list[list[int]]) -> Iterator[RawBatch]:
-        d, seed = self.cfg.data, self.cfg.seed
-        return self._run(self.train_source, plan, lambda i, w, h: train_box(d, seed, epoch, i, w, h))
-
-    def _raw_val(self, plan: list[list[int]]) -> Iterator[RawBatch]:
-        return self._run(self.val_source, plan, lambda i, w, h: val_box(self.cfg.data, w, h))
-
-    def _raw_train_plain(self) -> Iterator[RawBatch]:
-        return self._run(self.train_source, self._plain_plan(), lambda i, w, h: val_box(self.cfg.data, w, h))

@@ -14,6 +14,7 @@ from torch import Tensor
 
 from cwn_bench.config import Config
 from cwn_bench.data import sharding
+from cwn_bench.data.augment import EVAL
 from cwn_bench.data.sources import ArraySource, FileSource
 from cwn_bench.data.transforms import Normalizer, feature_stats
 
@@ -82,9 +83,15 @@ class DataModule:
         """The whole train split in order with the evaluation crop (for dataset statistics)."""
         raise NotImplementedError
 
+    def _plain_plan(self) -> list[list[int]]:
+        """The whole train split in order, in batches (the last one may be short)."""
+        n, b = self.train_size, self.batch_size
+        return [list(range(s, min(s + b, n))) for s in range(0, n, b)]
+
 
 class SourceData(DataModule):
-    """A data module over train and val sources (image files or in-memory arrays)."""
+    """A data module over train and val sources (image files or in-memory arrays); a backend
+    implements only :meth:`_load`."""
 
     def __init__(self, cfg: Config, rank: int, world_size: int, device: torch.device, train: Source, val: Source,
                  num_classes: int) -> None:
@@ -92,7 +99,16 @@ class SourceData(DataModule):
                          train_size=len(train), val_size=len(val))
         self.train_source, self.val_source = train, val
 
-    def _plain_plan(self) -> list[list[int]]:
-        """The whole train split in order, in batches (the last one may be short)."""
-        n, b = self.train_size, self.batch_size
-        return [list(range(s, min(s + b, n))) for s in range(0, n, b)]
+    def _load(self, source: Source, plan: list[list[int]], epoch: int) -> Iterator[RawBatch]:
+        """Batches of ``source``'s samples ``plan`` with :func:`cwn_bench.data.augment.box`'s
+        crops for ``epoch`` (``EVAL``: evaluation crop)."""
+        raise NotImplementedError
+
+    def _raw_train(self, epoch: int, plan: list[list[int]]) -> Iterator[RawBatch]:
+        return self._load(self.train_source, plan, epoch)
+
+    def _raw_val(self, plan: list[list[int]]) -> Iterator[RawBatch]:
+        return self._load(self.val_source, plan, EVAL)
+
+    def _raw_train_plain(self) -> Iterator[RawBatch]:
+        return self._load(self.train_source, self._plain_plan(), EVAL)

@@ -38,5 +38,4 @@ class SyntheticData(DataModule):
         return self._batches(0, [len(b) for b in plan])
 
     def _raw_train_plain(self) -> Iterator[RawBatch]:
-        n, b = self.train_size, self.batch_size
-        return self._batches(0, [min(b, n - s) for s in range(0, n, b)])
+        return self._batches(0, [len(b) for b in self._plain_plan()])

@@ -1,6 +1,6 @@
 """``data.loader: torch``: PIL decoding in DataLoader worker processes.
 
-Samples are addressed by ``(index, epoch)`` keys (epoch -1: evaluation crop), so the crop
+Samples are addressed by ``(index, epoch)`` keys (``augment.EVAL``: evaluation crop), so the crop
 comes from :mod:`cwn_bench.data.augment` and not from a worker's RNG. A corrupt image does
 not raise inside a worker (its traceback would reach the user); the item carries the
 message and the main process raises it as one clear error.
@@ -9,18 +9,18 @@ message and the main process raises it as one clear error.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from cwn_bench.config import Config
-from cwn_bench.data.augment import train_box, val_box
+from cwn_bench.data.augment import box
 from cwn_bench.data.images import CorruptImageError
 from cwn_bench.data.module import RawBatch, Source, SourceData
 from cwn_bench.data.sources import first_readable
 from cwn_bench.data.transforms import crop_resize
 from cwn_bench.errors import UserError
+
 
 class _Samples(Dataset):
     """``[(index, epoch)] -> (uint8 [C, S, S], label, skipped, error message or "")``."""
@@ -39,8 +39,8 @@ class _Samples(Dataset):
             j, img, skipped = first_readable(len(self.source), index, self.source.image, self.data.skip_corrupt)
         except CorruptImageError as err:
             return torch.zeros(self.channels, size, size, dtype=torch.uint8), -1, 0, str(err)
-        box = val_box(self.data, *img.size) if epoch < 0 else train_box(self.data, self.seed, epoch, index, *img.size)
-        return crop_resize(img, box, size), self.source.labels[j], skipped, ""
+        crop = box(self.data, self.seed, epoch, index, *img.size)
+        return crop_resize(img, crop, size), self.source.labels[j], skipped, ""
 
 
 def _collate(items: list[tuple[torch.Tensor, int, int, str]]) -> tuple[torch.Tensor, torch.Tensor, int, str]:
@@ -51,26 +51,14 @@ def _collate(items: list[tuple[torch.Tensor, int, int, str]]) -> tuple[torch.Ten
 class TorchData(SourceData):
     """Folder or in-memory data through ``torch.utils.data.DataLoader`` (``data.workers`` processes)."""
 
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        self.train_set, self.val_set = _Samples(self.train_source, self.cfg), _Samples(self.val_source, self.cfg)
-
-    def _load(self, dataset: _Samples, keys: list[list[tuple[int, int]]]) -> Iterator[RawBatch]:
+    def _load(self, source: Source, plan: list[list[int]], epoch: int) -> Iterator[RawBatch]:
         # a generator of its own: each iterator draws its workers' base seed from it, and drawing from
         # torch's global one would leave a run resumed mid-epoch (which starts this loader afresh) one
         # draw off the uninterrupted run in every later CPU random number and checkpointed RNG state
-        loader = DataLoader(dataset, batch_sampler=keys, num_workers=self.cfg.data.workers, collate_fn=_collate,
+        keys = [[(i, epoch) for i in batch] for batch in plan]
+        loader = DataLoader(_Samples(source, self.cfg), batch_sampler=keys, num_workers=self.cfg.data.workers, collate_fn=_collate,
                             pin_memory=self.device.type == "cuda", generator=torch.Generator())
         for images, labels, skipped, error in loader:
             if error:
                 raise UserError(error)
             yield images, labels, skipped
-
-    def _raw_train(self, epoch: int, plan: list[list[int]]) -> Iterator[RawBatch]:
-        return self._load(self.train_set, [[(i, epoch) for i in batch] for batch in plan])
-
-    def _raw_val(self, plan: list[list[int]]) -> Iterator[RawBatch]:
-        return self._load(self.val_set, [[(i, -1) for i in batch] for batch in plan])
-
-    def _raw_train_plain(self) -> Iterator[RawBatch]:
-        return self._load(self.train_set, [[(i, -1) for i in batch] for batch in self._plain_plan()])
