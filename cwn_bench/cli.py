@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import typing
 from pathlib import Path
 
 from cwn_bench import config as cfgmod
 from cwn_bench.bench import options as bench_options
+from cwn_bench.bench.options import at_least
 from cwn_bench.errors import UserError
 from launch import commands as launch_commands  # submit, status (submitit imported when run)
 
@@ -81,17 +81,6 @@ def cmd_bench_data(args: argparse.Namespace) -> int:
              skip_corrupt=args.skip_corrupt, image_size=args.image_size, workers=args.workers, warmup=args.warmup)
     print(f"wrote {out}")
     return 0
-
-
-def at_least(low: int) -> typing.Callable[[str], int]:
-    """argparse type: an int >= ``low`` (``--batch-size 0`` is a usage error, not a crash)."""
-    def parse(text: str) -> int:
-        value = int(text)
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected an integer of at least {low}, got {value}")
-        return value
-    parse.__name__ = "int"  # argparse's "invalid int value: 'abc'" for non-numbers
-    return parse
 
 
 def cmd_make_dataset(args: argparse.Namespace) -> int:
@@ -179,37 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sweep_dir", metavar="SWEEP_DIR", help="the folder `cwn-bench submit` printed")
     p.set_defaults(func=launch_commands.cmd_status)
 
-    p = sub.add_parser("bench", help="micro-benchmarks: normalised convs vs cuDNN, training steps")
+    p = sub.add_parser("bench", help="micro-benchmarks: normalised convs vs cuDNN, training steps, input pipeline")
     bench = p.add_subparsers(dest="bench", required=True, metavar="BENCH")
-    p = bench.add_parser("conv", help="plain conv/linear vs CWN (reference, explicit, Triton, compiled), WN, WS",
-                         description="Time each variant against the plain layer, alternating pair by pair; "
-                                     "write JSONL (env header, one row per measurement) and print a table. "
-                                     "Defaults: all variants, fwd+bwd, nchw, shape set paper, bf16+tf32 and "
-                                     "50 pairs on a GPU, fp32 and 10 pairs on a CPU.")
-    bench_options.add_conv_arguments(p)
-    p.set_defaults(func=cmd_bench_conv)
-    p = bench.add_parser("step", help="googlenet_bn training steps (fwd, bwd, SGD) plain vs CWN, img/s",
-                         description="Time whole training steps of googlenet_bn on synthetic images, plain and "
-                                     "CWN alternately; write JSONL and print img/s and the ratio. Defaults: "
-                                     "20 pairs on a GPU, 3 on a CPU.")
-    bench_options.add_step_arguments(p)
-    p.set_defaults(func=cmd_bench_step)
-    p = bench.add_parser("data", help="img/s of the training input pipeline (dali or torch) over a JPEG folder",
-                         description="Read ROOT (train/<class>/*.jpg) through the training pipeline for whole "
-                                     "epochs after a short warm-up; print img/s and write JSONL (one row per "
-                                     "loader and rep; with two loaders, their median img/s ratio).")
-    p.add_argument("root", metavar="ROOT", help="ImageNet-layout folder (train/<class>/*.jpg, val/<class>/*.jpg)")
-    p.add_argument("--loader", nargs="+", choices=("dali", "torch"), required=True, metavar="LOADER",
-                   help="dali and/or torch; several are timed alternately and their img/s ratio printed")
-    p.add_argument("--reps", type=at_least(1), default=1, help="alternating repetitions (default: 1)")
-    p.add_argument("--batch-size", type=at_least(1), default=64, help="images per batch (default: 64)")
-    p.add_argument("--epochs", type=at_least(1), default=1, help="timed epochs (default: 1)")
-    p.add_argument("--image-size", type=at_least(1), default=224, help="train crop side, pixels (default: 224)")
-    p.add_argument("--workers", type=at_least(0), default=2, help="DataLoader processes / DALI threads (default: 2)")
-    p.add_argument("--warmup", type=at_least(0), default=2, help="untimed batches first (default: 2)")
-    p.add_argument("--skip-corrupt", action="store_true", help="skip and count unreadable images instead of failing")
-    p.add_argument("--out", type=Path, help="JSONL to create (default: runs/bench/data-<time>.jsonl)")
-    p.set_defaults(func=cmd_bench_data)
+    for name, func in (("conv", cmd_bench_conv), ("step", cmd_bench_step), ("data", cmd_bench_data)):
+        bench_options.add_parser(bench, name).set_defaults(func=func)
 
     p = sub.add_parser("demo", help="digits dataset, the demo sweep, the paper-shape benchmark and the report",
                        description="The main job on embedded defaults, on whatever device this is: writes the "

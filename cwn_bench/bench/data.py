@@ -24,7 +24,7 @@ import torch
 
 from cwn_bench.bench.env import JsonlWriter, environment
 from cwn_bench.bench.progress import progress
-from cwn_bench.config import from_dict
+from cwn_bench.config import DataConfig, TrainConfig, from_dict
 from cwn_bench.data import DataModule, build
 
 
@@ -45,9 +45,10 @@ def _time_epochs(data: DataModule, loader: str, epochs: int, sync: Any) -> tuple
     return images, time.perf_counter() - start, _cpu_seconds() - cpu
 
 
-def run_data(root: str | Path, loaders: Sequence[str], out: str | Path | None, *, batch_size: int = 64,
-             epochs: int = 1, reps: int = 1, skip_corrupt: bool = False, image_size: int = 224, workers: int = 2,
-             warmup: int = 2, device: torch.device | None = None) -> list[dict[str, Any]]:
+def run_data(root: str | Path, loaders: Sequence[str], out: str | Path | None, *,
+             batch_size: int = TrainConfig.batch_size, epochs: int = 1, reps: int = 1, skip_corrupt: bool = False,
+             image_size: int = DataConfig.image_size, workers: int = DataConfig.workers, warmup: int = 2,
+             device: torch.device | None = None) -> list[dict[str, Any]]:
     """Time ``epochs`` train epochs of each of ``loaders`` (dali | torch) over ``root``,
     ``reps`` times alternately, after ``warmup`` untimed batches each; return (and write to
     ``out``) the rows. ``images`` counts the images delivered in the timed epochs;

@@ -1,4 +1,4 @@
-"""Command-line options of ``cwn-bench bench conv`` / ``bench step`` and their choices.
+"""The ``cwn-bench bench conv|step|data`` sub-commands: their help, options and choices.
 
 Kept free of torch so that ``cwn-bench --help`` stays fast; the modules that run the
 benchmarks import their choices from here.
@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import datetime
 from pathlib import Path
+from collections.abc import Callable
 from typing import TypeVar
+
+from cwn_bench.config import DataConfig, TrainConfig
 
 VARIANTS = ("plain", "cwn-reference", "cwn-explicit", "cwn-triton", "cwn-compiled", "wn", "ws")
 PASSES = ("fwd", "bwd", "fwd+bwd", "eval-fwd")
@@ -23,6 +26,17 @@ SHAPES_HELP = ("shape sets (paper, googlenet_bn) and/or shapes [SET:]NxCxHxW-OxK
 def default_out(bench: str) -> Path:
     """``runs/bench/<bench>-<UTC time>.jsonl``: a new file for every run."""
     return Path("runs") / "bench" / f"{bench}-{datetime.datetime.now(datetime.timezone.utc):%Y%m%d-%H%M%S}.jsonl"
+
+
+def at_least(low: int) -> Callable[[str], int]:
+    """argparse type: an int >= ``low`` (``--batch-size 0`` is a usage error, not a crash)."""
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer of at least {low}, got {value}")
+        return value
+    parse.__name__ = "int"  # argparse's "invalid int value: 'abc'" for non-numbers
+    return parse
 
 
 def _common(p: argparse.ArgumentParser, bench: str) -> None:
@@ -55,6 +69,48 @@ def add_step_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", choices=DTYPES, default="bf16", help="(default: bf16 autocast)")
     p.add_argument("--format", dest="memory_format", choices=FORMATS, default="nhwc", help="(default: nhwc)")
     _common(p, "step")
+
+
+def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    """The loader options; their defaults are training's (``data.*``, ``train.batch_size``)."""
+    data, train = DataConfig(), TrainConfig()
+    p.add_argument("root", metavar="ROOT", help="ImageNet-layout folder (train/<class>/*.jpg, val/<class>/*.jpg)")
+    p.add_argument("--loader", nargs="+", choices=("dali", "torch"), required=True, metavar="LOADER",
+                   help="dali and/or torch; several are timed alternately and their img/s ratio printed")
+    p.add_argument("--reps", type=at_least(1), default=1, help="alternating repetitions (default: 1)")
+    p.add_argument("--batch-size", type=at_least(1), default=train.batch_size,
+                   help=f"images per batch (default: {train.batch_size})")
+    p.add_argument("--epochs", type=at_least(1), default=1, help="timed epochs (default: 1)")
+    p.add_argument("--image-size", type=at_least(1), default=data.image_size,
+                   help=f"train crop side, pixels (default: {data.image_size})")
+    p.add_argument("--workers", type=at_least(0), default=data.workers,
+                   help=f"DataLoader processes / DALI threads (default: {data.workers})")
+    p.add_argument("--warmup", type=at_least(0), default=2, help="untimed batches first (default: 2)")
+    p.add_argument("--skip-corrupt", action="store_true", help="skip and count unreadable images instead of failing")
+    p.add_argument("--out", type=Path, help=f"JSONL to create (default: {default_out('data').parent}/data-<time>.jsonl)")
+
+
+BENCHES = {  # name: (help, description, options)
+    "conv": ("plain conv/linear vs CWN (reference, explicit, Triton, compiled), WN, WS",
+             "Time each variant against the plain layer, alternating pair by pair; write JSONL (env header, one "
+             "row per measurement) and print a table. Defaults: all variants, fwd+bwd, nchw, shape set paper, "
+             "bf16+tf32 and 50 pairs on a GPU, fp32 and 10 pairs on a CPU.", add_conv_arguments),
+    "step": ("googlenet_bn training steps (fwd, bwd, SGD) plain vs CWN, img/s",
+             "Time whole training steps of googlenet_bn on synthetic images, plain and CWN alternately; write "
+             "JSONL and print img/s and the ratio. Defaults: 20 pairs on a GPU, 3 on a CPU.", add_step_arguments),
+    "data": ("img/s of the training input pipeline (dali or torch) over a JPEG folder",
+             "Read ROOT (train/<class>/*.jpg) through the training pipeline for whole epochs after a short "
+             "warm-up; print img/s and write JSONL (one row per loader and rep; with two loaders, their median "
+             "img/s ratio).", add_data_arguments),
+}
+
+
+def add_parser(benches: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
+    """``bench NAME`` (a key of :data:`BENCHES`) with its help, description and options."""
+    help_text, description, add_arguments = BENCHES[name]
+    p = benches.add_parser(name, help=help_text, description=description)
+    add_arguments(p)
+    return p
 
 
 def spec_from_args(spec_type: type[T], args: argparse.Namespace) -> T:
