@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from cwn_bench.data.folder import new_folder
 from cwn_bench.errors import UserError
 
 
@@ -21,9 +22,7 @@ def make_digits_dataset(out: str | Path, size: int = 32, val_every: int = 5, qua
     Every ``val_every``-th image of each class goes to ``val``; ``size`` is the side in pixels."""
     from sklearn.datasets import load_digits
 
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserError(f"{out}: already exists and is not an empty folder; choose a new output path")
+    out = new_folder(out)
     if size < 8:
         raise UserError(f"image size {size}: expected at least 8 pixels (the digits are 8x8)")
     digits = load_digits()

@@ -36,3 +36,11 @@ def scan_split(root: str | Path, split: str, classes: list[str] | None = None) -
         files += images
         labels += [index[name]] * len(images)
     return files, labels, classes if classes is not None else names
+
+
+def new_folder(out: str | Path) -> Path:
+    """``out`` as a Path, checked to be absent or an empty folder (a dataset writer's output)."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"{out}: already exists and is not an empty folder; choose a new output path")
+    return out

@@ -9,15 +9,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from cwn_bench.data.folder import new_folder
 from cwn_bench.errors import UserError
 
 
 def make_sized_jpegs(out: str | Path, classes: int = 10, per_class: int = 50, width: int = 500, height: int = 375,
                      seed: int = 0) -> Path:
     """Write ``classes * per_class`` train and a tenth as many val JPEGs to ``out`` (absent or empty)."""
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserError(f"{out}: already exists and is not an empty folder; choose a new output path")
+    out = new_folder(out)
     if min(classes, per_class, width, height) < 1:
         raise UserError(f"{classes} classes x {per_class} images of {width}x{height} px: expected at least 1 of "
                         "each (--classes, --per-class, --size of 2 or more)")
