@@ -14,7 +14,6 @@ import pandas as pd
 from cwn_bench.report.envfields import device_name
 from cwn_bench.report.jsonl import Problem, read_jsonl
 
-OVERHEAD_COLUMNS = ["shape", "variant", "pass", "dtype", "memory_format", "median_ms", "ratio_vs_plain"]
 
 def read_bench(files: list[Path], problems: list[Problem]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """``(measurements, loader rows, bench files read)``; a .jsonl file holding neither

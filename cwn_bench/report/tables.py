@@ -13,13 +13,13 @@ import math
 import numpy as np
 import pandas as pd
 
-from cwn_bench.report.bench import OVERHEAD_COLUMNS
 from cwn_bench.report.envfields import env_summary
 from cwn_bench.report.paper import paper_columns
 from cwn_bench.report.runs import GROUP_KEYS, SET_KEYS
 
 METHOD_ORDER = {"plain": 0, "wn": 1, "cwn": 2}
 LIVE = ("completed", "running")  # statuses whose finished epochs are valid measurements
+OVERHEAD_COLUMNS = ["shape", "variant", "pass", "dtype", "memory_format", "median_ms", "ratio_vs_plain"]
 
 
 def ordered(df: pd.DataFrame, extra: list[str] | None = None) -> pd.DataFrame:
@@ -39,14 +39,11 @@ def _with(df: pd.DataFrame, *columns: str) -> pd.DataFrame:
 
 def counted_epochs(epochs: pd.DataFrame) -> pd.DataFrame:
     """Epoch records of completed runs, with ``elapsed_s`` (wall time since the run's
-    start, the sum of the epochs' ``wall_s``) added."""
+    start, the sum of the epochs' ``wall_s``) added: the ``done`` frame that
+    :func:`accuracy`, :func:`convergence` and :func:`error_at_epochs` take (built once)."""
     done = _with(epochs[epochs["counted"].astype(bool)], "val_top1_err", "val_top5_err", "train_top1_err", "wall_s")
     done = done.sort_values(["run", "epoch"])
     return done.assign(elapsed_s=done.groupby("run")["wall_s"].cumsum())
-
-
-def _final(epochs: pd.DataFrame) -> pd.DataFrame:
-    return counted_epochs(epochs).groupby("run").tail(1)
 
 
 def _natural(text: str) -> tuple[int, int | str]:
@@ -58,10 +55,11 @@ def _stats(column: str, prefix: str) -> dict[str, tuple[str, str]]:
     return {f"{prefix}_{s}": (column, s) for s in ("mean", "std", "min", "max")}
 
 
-def accuracy(runs: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
-    """One row per group: final-epoch val top-1/top-5 error over counted seeds, with
-    runs running / failed beside (not in ``n_seeds``) and the paper's numbers."""
-    final = _final(epochs)
+def accuracy(runs: pd.DataFrame, done: pd.DataFrame) -> pd.DataFrame:
+    """One row per group: final-epoch val top-1/top-5 error over counted seeds (``done``:
+    :func:`counted_epochs`), with runs running / failed beside (not in ``n_seeds``) and
+    the paper's numbers."""
+    final = done.groupby("run").tail(1)
     stats = final.groupby(GROUP_KEYS, dropna=False).agg(
         n_seeds=("run", "size"), **_stats("val_top1_err", "top1_err"), **_stats("val_top5_err", "top5_err"),
         epochs=("epoch", "max"), seeds=("seed", lambda s: ",".join(sorted(map(str, s), key=_natural))))
@@ -88,10 +86,11 @@ def _targets(acc: pd.DataFrame) -> pd.Series:
     return plain.combine_first(worst).rename("target_top1_err")
 
 
-def convergence(acc: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
+def convergence(acc: pd.DataFrame, done: pd.DataFrame) -> pd.DataFrame:
     """One row per group: epochs and wall time until val top-1 error first reaches the
-    target of its dataset and model (:func:`_targets`); ``n_reached`` of ``n_seeds``."""
-    done = counted_epochs(epochs).join(_targets(acc), on=list(SET_KEYS))
+    target of its dataset and model (:func:`_targets`); ``n_reached`` of ``n_seeds``.
+    ``done``: :func:`counted_epochs`."""
+    done = done.join(_targets(acc), on=list(SET_KEYS))
     hit = done[done.val_top1_err <= done.target_top1_err].groupby("run").head(1)
     base = done.groupby(GROUP_KEYS, dropna=False).agg(
         n_seeds=("run", "nunique"), target_top1_err=("target_top1_err", "first"))
@@ -108,10 +107,9 @@ def _checkpoints(last_epoch: int) -> list[int]:
     return sorted({max(1, math.ceil(last_epoch * q)) for q in (0.25, 0.5, 0.75, 1.0)})
 
 
-def error_at_epochs(epochs: pd.DataFrame) -> pd.DataFrame:
+def error_at_epochs(done: pd.DataFrame) -> pd.DataFrame:
     """Val/train error at fixed epochs (quarters of the shortest counted run of each
-    dataset and model), mean and std over seeds."""
-    done = counted_epochs(epochs)
+    dataset and model), mean and std over seeds. ``done``: :func:`counted_epochs`."""
     if done.empty:
         return pd.DataFrame(columns=[*GROUP_KEYS, "epoch"])
     last = done.groupby("run").agg(dataset=("dataset", "first"), model=("model", "first"), last_epoch=("epoch", "max"))
@@ -137,9 +135,8 @@ def throughput(epochs: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=[*GROUP_KEYS, "world_size", "nodes", "img_per_s_per_gpu"])
     live = live.assign(data_wait_share=live.data_wait_share.fillna(live.data_time_s / live.wall_s))
     steady = live[(live.epoch > 1) | (live.groupby("run").epoch.transform("max") == 1)]
-    per_run = steady.groupby([*GROUP_KEYS, "world_size", "nodes", "run"], dropna=False)[metrics].median()
-    per_run["peak_gpu_mem_gib"] = steady.groupby([*GROUP_KEYS, "world_size", "nodes", "run"],
-                                                 dropna=False).peak_gpu_mem_gib.max()
+    by_run = steady.groupby([*GROUP_KEYS, "world_size", "nodes", "run"], dropna=False)
+    per_run = by_run[metrics].median().assign(peak_gpu_mem_gib=by_run.peak_gpu_mem_gib.max())
     table = per_run.groupby(level=[*GROUP_KEYS, "world_size", "nodes"], dropna=False).agg(
         n_runs=("img_per_s", "size"), img_per_s=("img_per_s", "mean"),
         img_per_s_per_gpu=("img_per_s_per_gpu", "mean"), img_per_s_per_gpu_std=("img_per_s_per_gpu", "std"),

@@ -27,9 +27,10 @@ def _tables(inputs: Inputs) -> dict[str, pd.DataFrame]:
            "missing": inputs.missing, "problems": inputs.problems}
     if inputs.runs.empty:
         return out
-    acc = tables.accuracy(inputs.runs, inputs.epochs)
-    return {"accuracy": acc, "convergence": tables.convergence(acc, inputs.epochs),
-            "error_at_epochs": tables.error_at_epochs(inputs.epochs), "throughput": tables.throughput(inputs.epochs),
+    done = tables.counted_epochs(inputs.epochs)  # completed runs' epochs, shared by the next three
+    acc = tables.accuracy(inputs.runs, done)
+    return {"accuracy": acc, "convergence": tables.convergence(acc, done),
+            "error_at_epochs": tables.error_at_epochs(done), "throughput": tables.throughput(inputs.epochs),
             "runs": tables.reproducibility(inputs.runs), **out}
 
 
