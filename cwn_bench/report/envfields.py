@@ -32,19 +32,23 @@ def _text(value: Any) -> str:
     return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
+def short_commit(commit: Any, dirty: Any) -> str:
+    """A git commit cut to 12 characters, ``+dirty`` when its tree had uncommitted
+    changes; "" when there is none."""
+    text = _text(commit)[:12]
+    return text + "+dirty" if text and dirty else text
+
+
 def env_summary(env: dict[str, Any], attempts: list[Any]) -> dict[str, str]:
     """Versions, card, hosts, git commit and SLURM ids as short strings ("" if absent).
     ``attempts`` is run.json's list of starts (one per requeue or resume), each with its
     own ``slurm`` ids; restarts = starts - 1 (else SLURM_RESTART_COUNT)."""
-    commit = _text(_get(env, "git.commit") or env.get("git_commit"))[:12]
-    if commit and _get(env, "git.dirty"):
-        commit += "+dirty"
     starts = [a for a in attempts if isinstance(a, dict)]
     jobs = [_text(_get(a, "slurm.SLURM_JOB_ID")) for a in starts] or [_text(_get(env, "slurm.SLURM_JOB_ID"))]
     array = _text(_get(env, "slurm.SLURM_ARRAY_JOB_ID"))
     task = _text(_get(env, "slurm.SLURM_ARRAY_TASK_ID"))
     return {
-        "git_commit": commit,
+        "git_commit": short_commit(_get(env, "git.commit") or env.get("git_commit"), _get(env, "git.dirty")),
         "hostnames": _text(env.get("hostnames")),
         "slurm_job_id": ",".join(dict.fromkeys(j for j in jobs if j)),
         "slurm_array": f"{array}_{task}" if array and task else array,

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cwn_bench import config as cfgmod
+from cwn_bench.report.envfields import short_commit
 from cwn_bench.report.jsonl import Problem, read_json
 
 
@@ -48,8 +49,7 @@ def _submitted(sweep: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
     for submission in sweep.get("submissions") or []:
         if not isinstance(submission, dict) or not isinstance(submission.get("jobs"), dict):
             continue
-        commit = str(submission.get("commit") or "")[:12]
-        commit += "+dirty" if commit and submission.get("dirty") else ""
+        commit = short_commit(submission.get("commit"), submission.get("dirty"))
         for name, job in submission["jobs"].items():
             jobs[str(name)] = str(job)
             commits[str(name)] = commit
