@@ -9,7 +9,7 @@ from torch import nn
 
 from cwn_bench.config import ModelConfig
 from cwn_bench.models import googlenet, googlenet_bn, mlp, resnet, vgg
-from cwn_bench.nn import METHODS, convert
+from cwn_bench.nn import convert
 
 
 @dataclass(frozen=True)
@@ -17,14 +17,15 @@ class _Spec:
     make: Callable[..., nn.Module]  # (num_classes, in_shape, **options) -> plain model
     first: str  # qualified name of the first linear map (keep_first_plain)
     classifier: str  # qualified name of the last linear map (keep_classifier_plain)
+    options: tuple[str, ...] = ()  # the keyword options of build() that make takes
 
 
 _SPECS = {
     "googlenet_bn": _Spec(googlenet_bn.GoogLeNetBN, "stem.0.conv", "fc"),
-    "googlenet": _Spec(googlenet.make, "conv1.conv", "fc"),
+    "googlenet": _Spec(googlenet.make, "conv1.conv", "fc", ("aux_logits",)),
     "resnet56": _Spec(resnet.resnet56, "stem.conv", "fc"),
     "vgg_a": _Spec(vgg.VGGA, "features.0", "classifier.fc3"),
-    "mlp": _Spec(mlp.MLP, "fc1", "classifier"),
+    "mlp": _Spec(mlp.MLP, "fc1", "classifier", ("hidden",)),
 }
 NAMES = tuple(_SPECS)
 
@@ -38,13 +39,12 @@ def build(name: str, num_classes: int, method: str = "plain", *, in_shape: tuple
     ``backend`` chooses the CWN implementation."""
     if name not in _SPECS:
         raise ValueError(f"unknown model {name!r}; expected one of {', '.join(NAMES)}")
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
     spec = _SPECS[name]
-    options = {"hidden": tuple(hidden)} if name == "mlp" else {"aux_logits": aux_logits} if name == "googlenet" else {}
-    model = spec.make(num_classes, tuple(in_shape), **options)
+    given = {"hidden": tuple(hidden), "aux_logits": aux_logits}
+    model = spec.make(num_classes, tuple(in_shape), **{k: given[k] for k in spec.options})
     exclude = [n for n, keep in ((spec.first, keep_first_plain), (spec.classifier, keep_classifier_plain)) if keep]
-    return convert(model, method, exclude=exclude, backend=backend)  # backend reaches CWN layers only
+    # convert checks ``method`` (ValueError naming the choices); backend reaches CWN layers only
+    return convert(model, method, exclude=exclude, backend=backend)
 
 
 def from_config(model_cfg: ModelConfig, num_classes: int, in_shape: tuple[int, ...]) -> nn.Module:
