@@ -308,6 +308,27 @@ def test_two_process_gloo_ddp_equals_one_process_with_the_global_batch(tmp_path,
         assert a["val_top1_err"] == pytest.approx(b["val_top1_err"], abs=0.6)  # one image = 0.28%
 
 
+@pytest.mark.slow
+def test_two_ranks_both_fail_at_once_when_rank_0_finds_no_readable_checkpoint(tmp_path, digits_root):
+    """Rank 0 alone reads the checkpoints; its refusal must reach rank 1 through the
+    broadcast, not leave rank 1 waiting there until the 30-minute process-group timeout."""
+    config = write_config(tmp_path, digits_root)
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "ckpt-000000004.pt").write_bytes(b"not a checkpoint")
+    port = str(free_port())
+    procs = []
+    for rank in range(2):
+        env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "OMP_NUM_THREADS": "1"}
+        procs.append(subprocess.Popen([*CLI, "train", str(config), "train.batch_size=16", "--run-dir", str(run_dir)],
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [2, 2], outs[0][1][-2000:] + outs[1][1][-2000:]
+    for _, err in outs:
+        assert "no readable checkpoint" in err.strip().splitlines()[-1]
+
+
 def test_nan_loss_stops_with_failed_status_and_keeps_the_good_checkpoint(tmp_path, digits_root):
     config = write_config(tmp_path, digits_root, model={"method": "plain"},
                           optim={"lr": 1e12, "momentum": 0.0}, sched={"name": "constant"},

@@ -29,7 +29,7 @@ from cwn_bench.errors import UserError
 from cwn_bench.train import checkpoint, distributed, envinfo, record, rng, runlock
 from cwn_bench.train.distributed import DistEnv
 from cwn_bench.train.loop import Engine, evaluate, train_one_epoch
-from cwn_bench.train.metrics import EpochMeter, MetricsLog, Progress
+from cwn_bench.train.metrics import METRICS, EpochMeter, MetricsLog, Progress
 from cwn_bench.train.optim import build_optimizer, lr_at
 from cwn_bench.train.stopping import DEFAULT_SIGNALS, StopRequest
 
@@ -84,7 +84,7 @@ class Trainer:
         rng.seed_all(cfg.seed + 7919 * env.rank)  # per-rank stream for dropout and the like
         self.epoch = 0  # epoch in progress, 0-based
         self.meter = EpochMeter(env.device)
-        self.log = MetricsLog(run_dir / "metrics.jsonl", env.is_main)
+        self.log = MetricsLog(run_dir / METRICS, env.is_main)
         self.progress = Progress(env.is_main, cfg.train.log_every, cfg.train.epochs)
         self.resumed_from = self.resume()
         self.last_save = time.monotonic()
@@ -132,11 +132,23 @@ class Trainer:
         self.last_save = time.monotonic()
 
     def resume(self) -> str | None:
-        """Load the newest readable checkpoint (if any); cut metrics.jsonl back to it."""
-        found = checkpoint.load_latest(self.ckpt_dir) if self.env.is_main else None
-        path = distributed.broadcast(str(found[1]) if found else None, self.env)
+        """Load the newest readable checkpoint (if any); cut metrics.jsonl back to it.
+
+        Rank 0 picks the checkpoint and trims the log; a UserError there (no readable
+        checkpoint, a corrupt log line) is broadcast so every rank raises it at once
+        instead of waiting for rank 0 until the process group's 30-minute timeout."""
+        found, problem = None, None
+        if self.env.is_main:
+            try:
+                found = checkpoint.load_latest(self.ckpt_dir)
+                at = found[0] if found else {"epoch": 0, "global_step": 0}
+                self.log.truncate(at["epoch"], at["global_step"])
+            except UserError as err:
+                problem = str(err)
+        path, problem = distributed.broadcast((str(found[1]) if found else None, problem), self.env)
+        if problem is not None:
+            raise UserError(problem)
         if path is None:
-            self.log.truncate(0, 0)
             return None
         state = found[0] if found else checkpoint.load(Path(path))
         self.eng.model.load_state_dict(state["model"])
@@ -149,7 +161,6 @@ class Trainer:
         elif self.env.is_main:
             print(f"{path}: saved with {state['world_size']} rank(s), resuming with {self.env.world_size}; "
                   "random streams re-seeded, the run is no longer bitwise repeatable", file=sys.stderr)
-        self.log.truncate(self.epoch, state["global_step"])
         if self.env.is_main:
             print(f"resuming from {path}: epoch {self.epoch + 1}, step {self.meter.steps}/{self.steps}",
                   file=sys.stderr)
