@@ -14,8 +14,9 @@ from submitit.core.utils import JobPaths
 from tqdm import tqdm
 
 from cwn_bench.errors import UserError
+from cwn_bench.report.jsonl import read_jsonl
 from cwn_bench.train import record
-from cwn_bench.train.metrics import MetricsLog
+from cwn_bench.train.metrics import METRICS
 
 from launch import slurm_state
 from launch import sweep as sweepmod
@@ -48,11 +49,20 @@ def _stderr_tail(root: Path, job_id: str, lines: int = 3) -> str:
 
 
 def _run_files(run_dir: Path) -> tuple[dict[str, Any] | None, dict[str, Any] | None, str]:
-    """(run.json, last epoch record, problem reading them)."""
+    """(run.json, last epoch record, problems reading them).  Each file is read on its
+    own, so a bad metrics line (e.g. one being written right now) hides neither
+    run.json nor the epoch records before it."""
+    problems = []
     try:
-        return record.read(run_dir), MetricsLog(run_dir / "metrics.jsonl", True).last("epoch"), ""
-    except (UserError, ValueError) as err:
-        return None, None, str(err)
+        run_json = record.read(run_dir)
+    except UserError as err:
+        run_json = None
+        problems.append(str(err))
+    path = run_dir / METRICS
+    recs, bad = read_jsonl(path) if path.exists() else ([], [])
+    problems += [f"{p.path}{f' line {p.line}' if p.line else ''}: {p.problem}" for p in bad]
+    last = next((r for r in reversed(recs) if r.get("kind") == "epoch"), None)
+    return run_json, last, "; ".join(problems)
 
 
 def rows(root: Path) -> list[Row]:

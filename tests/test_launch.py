@@ -128,3 +128,21 @@ def test_local_executor_runs_the_sweep_from_the_snapshot(digits_root, tmp_path, 
     assert [line.split()[0] for line in lines] == ["run", "lr=0.02", "lr=1000000000000.0"]
     assert " completed " in lines[1] and " 1/1 " in lines[1]
     assert " failed " in lines[2] and "non-finite training loss" in lines[2]
+
+
+def test_status_keeps_run_json_and_earlier_epochs_when_metrics_ends_in_a_half_line(tmp_path):
+    from cwn_bench.train import record
+    from launch import status, sweep
+
+    cfg = load_config(_config(tmp_path, tmp_path / "digits"))
+    root = tmp_path / "sweep"
+    sweep.write(root, sweep.new_record(cfg))
+    (name,) = [r["name"] for r in sweep.read(root)["runs"]]
+    run_dir = root / name
+    run_dir.mkdir()
+    record.write(run_dir, {"status": "running", "config": {"train": {"epochs": 3}}, "attempts": [{}, {}]})
+    (run_dir / "metrics.jsonl").write_text(json.dumps({"kind": "epoch", "epoch": 1, "val_top1_err": 12.5})
+                                           + '\n{"kind": "step", "ep')  # a line being written
+    (row,) = status.rows(root)
+    assert (row.status, row.epoch, row.val_top1_err, row.restarts) == ("running", "1/3", 12.5, 1)
+    assert "truncated last line" in row.reason

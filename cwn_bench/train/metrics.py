@@ -21,6 +21,8 @@ from tqdm import tqdm
 from cwn_bench.errors import UserError
 from cwn_bench.train.distributed import DistEnv, all_reduce_
 
+METRICS = "metrics.jsonl"
+
 
 class EpochMeter:
     """Running sums of one training epoch, kept per rank on the device (no sync per step).
