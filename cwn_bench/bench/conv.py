@@ -28,7 +28,7 @@ from torch import nn
 
 from cwn_bench.bench import precision
 from cwn_bench.bench.env import JsonlWriter, environment
-from cwn_bench.bench.options import PASSES, VARIANTS
+from cwn_bench.bench.options import PASSES, VARIANTS, resolve_pairs
 from cwn_bench.bench.progress import progress
 from cwn_bench.bench.shapes import LayerShape, resolve_shapes
 from cwn_bench.bench.table import print_table
@@ -36,8 +36,6 @@ from cwn_bench.bench.timing import Workload, capture_graph, summarize, time_pair
 from cwn_bench.bench.variants import Unavailable, build_layer
 from cwn_bench.errors import UserError
 
-GPU_PAIRS, CPU_PAIRS = 50, 10
-GPU_WARMUP, CPU_WARMUP = 10, 2
 COMPILING = {"cwn-compiled": "torch.compile", "cwn-triton": "Triton"}  # variant -> what compiles it
 
 
@@ -72,8 +70,8 @@ class ConvBenchSpec:
     dtypes: list[str] | None = None  # bf16 + tf32 on a GPU, fp32 on a CPU
     formats: list[str] = field(default_factory=lambda: ["nchw"])
     device: str | None = None  # cuda when available
-    reps: int | None = None  # pairs: 50 on a GPU, 10 on a CPU
-    warmup: int | None = None  # pairs: 10 on a GPU, 2 on a CPU
+    reps: int | None = None  # measured pairs (DEFAULT_PAIRS["conv"])
+    warmup: int | None = None  # warm-up pairs (DEFAULT_PAIRS["conv"])
     cuda_graph: bool = False
     flush_l2: bool = True
 
@@ -88,10 +86,7 @@ class ConvBenchSpec:
             precision.check_dtype(dtype, device)
         for fmt in self.formats:
             precision.memory_format(fmt)
-        reps = self.reps if self.reps is not None else GPU_PAIRS if cuda else CPU_PAIRS
-        warmup = self.warmup if self.warmup is not None else GPU_WARMUP if cuda else CPU_WARMUP
-        if reps < 1 or warmup < 0:
-            raise UserError(f"--reps {reps} / --warmup {warmup}: need at least 1 pair and no negative warm-up")
+        reps, warmup = resolve_pairs("conv", device.type, self.reps, self.warmup)
         if self.cuda_graph and not cuda:
             raise UserError(f"--cuda-graph needs a CUDA device, got --device {device}")
         if self.cuda_graph and "bwd" in self.passes:

@@ -13,12 +13,15 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from cwn_bench.config import DataConfig, TrainConfig
+from cwn_bench.errors import UserError
 
 VARIANTS = ("plain", "cwn-reference", "cwn-explicit", "cwn-triton", "cwn-compiled", "wn", "ws")
 PASSES = ("fwd", "bwd", "fwd+bwd", "eval-fwd")
 DTYPES = ("fp32", "tf32", "bf16")
 FORMATS = ("nchw", "nhwc")
 T = TypeVar("T")
+# (measured pairs, warm-up pairs) when --reps / --warmup are not given, by bench and device type
+DEFAULT_PAIRS = {"conv": {"cuda": (50, 10), "cpu": (10, 2)}, "step": {"cuda": (20, 5), "cpu": (3, 1)}}
 SHAPES_HELP = ("shape sets (paper, googlenet_bn) and/or shapes [SET:]NxCxHxW-OxKHxKW[sS][pP] (conv, stride S, "
                "padding P, default KH//2) or [SET:]NxC-O (linear), e.g. test:2x8x8x8-8x3x3 (default: paper)")
 
@@ -26,6 +29,16 @@ SHAPES_HELP = ("shape sets (paper, googlenet_bn) and/or shapes [SET:]NxCxHxW-OxK
 def default_out(bench: str) -> Path:
     """``runs/bench/<bench>-<UTC time>.jsonl``: a new file for every run."""
     return Path("runs") / "bench" / f"{bench}-{datetime.datetime.now(datetime.timezone.utc):%Y%m%d-%H%M%S}.jsonl"
+
+
+def resolve_pairs(bench: str, device_type: str, reps: int | None, warmup: int | None) -> tuple[int, int]:
+    """``(reps, warmup)``, ``bench``'s defaults for ``device_type`` (cuda | cpu) where None."""
+    default_reps, default_warmup = DEFAULT_PAIRS[bench][device_type]
+    reps = default_reps if reps is None else reps
+    warmup = default_warmup if warmup is None else warmup
+    if reps < 1 or warmup < 0:
+        raise UserError(f"--reps {reps} / --warmup {warmup}: need at least 1 pair and no negative warm-up")
+    return reps, warmup
 
 
 def at_least(low: int) -> Callable[[str], int]:
@@ -94,10 +107,12 @@ BENCHES = {  # name: (help, description, options)
     "conv": ("plain conv/linear vs CWN (reference, explicit, Triton, compiled), WN, WS",
              "Time each variant against the plain layer, alternating pair by pair; write JSONL (env header, one "
              "row per measurement) and print a table. Defaults: all variants, fwd+bwd, nchw, shape set paper, "
-             "bf16+tf32 and 50 pairs on a GPU, fp32 and 10 pairs on a CPU.", add_conv_arguments),
+             f"bf16+tf32 and {DEFAULT_PAIRS['conv']['cuda'][0]} pairs on a GPU, fp32 and "
+             f"{DEFAULT_PAIRS['conv']['cpu'][0]} pairs on a CPU.", add_conv_arguments),
     "step": ("googlenet_bn training steps (fwd, bwd, SGD) plain vs CWN, img/s",
              "Time whole training steps of googlenet_bn on synthetic images, plain and CWN alternately; write "
-             "JSONL and print img/s and the ratio. Defaults: 20 pairs on a GPU, 3 on a CPU.", add_step_arguments),
+             f"JSONL and print img/s and the ratio. Defaults: {DEFAULT_PAIRS['step']['cuda'][0]} pairs on a GPU, "
+             f"{DEFAULT_PAIRS['step']['cpu'][0]} on a CPU.", add_step_arguments),
     "data": ("img/s of the training input pipeline (dali or torch) over a JPEG folder",
              "Read ROOT (train/<class>/*.jpg) through the training pipeline for whole epochs after a short "
              "warm-up; print img/s and write JSONL (one row per loader and rep; with two loaders, their median "

@@ -24,6 +24,7 @@ from torch import nn
 
 from cwn_bench.bench import precision
 from cwn_bench.bench.conv import resolve_device
+from cwn_bench.bench.options import resolve_pairs
 from cwn_bench.bench.env import JsonlWriter, environment
 from cwn_bench.bench.progress import progress
 from cwn_bench.bench.shapes import googlenet_bn_model, model_set_name
@@ -44,18 +45,16 @@ class StepBenchSpec:
     dtype: str = "bf16"
     memory_format: str = "nhwc"
     device: str | None = None
-    reps: int | None = None  # pairs: 20 on a GPU, 3 on a CPU
-    warmup: int | None = None  # pairs: 5 on a GPU, 1 on a CPU
+    reps: int | None = None  # measured pairs (DEFAULT_PAIRS["step"])
+    warmup: int | None = None  # warm-up pairs (DEFAULT_PAIRS["step"])
 
     def resolve(self) -> tuple[torch.device, int, int]:
         device = resolve_device(self.device)
         precision.check_dtype(self.dtype, device)
         precision.memory_format(self.memory_format)
-        cuda = device.type == "cuda"
-        reps = self.reps if self.reps is not None else 20 if cuda else 3
-        warmup = self.warmup if self.warmup is not None else 5 if cuda else 1
-        if reps < 1 or warmup < 0 or min(self.batch_sizes, default=0) < 1 or self.image_size < 32:
-            raise UserError("bench step: need --reps >= 1, --warmup >= 0, batch sizes >= 1 and --image-size >= 32")
+        reps, warmup = resolve_pairs("step", device.type, self.reps, self.warmup)
+        if min(self.batch_sizes, default=0) < 1 or self.image_size < 32:
+            raise UserError("bench step: need batch sizes >= 1 and --image-size >= 32")
         return device, reps, warmup
 
 
