@@ -52,12 +52,12 @@ class TorchData(SourceData):
     """Folder or in-memory data through ``torch.utils.data.DataLoader`` (``data.workers`` processes)."""
 
     def _load(self, source: Source, plan: list[list[int]], epoch: int) -> Iterator[RawBatch]:
+        keys = [[(i, epoch) for i in batch] for batch in plan]
         # a generator of its own: each iterator draws its workers' base seed from it, and drawing from
         # torch's global one would leave a run resumed mid-epoch (which starts this loader afresh) one
         # draw off the uninterrupted run in every later CPU random number and checkpointed RNG state
-        keys = [[(i, epoch) for i in batch] for batch in plan]
-        loader = DataLoader(_Samples(source, self.cfg), batch_sampler=keys, num_workers=self.cfg.data.workers, collate_fn=_collate,
-                            pin_memory=self.device.type == "cuda", generator=torch.Generator())
+        loader = DataLoader(_Samples(source, self.cfg), batch_sampler=keys, num_workers=self.cfg.data.workers,
+                            collate_fn=_collate, pin_memory=self.device.type == "cuda", generator=torch.Generator())
         for images, labels, skipped, error in loader:
             if error:
                 raise UserError(error)
