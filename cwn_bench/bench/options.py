@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 import datetime
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 from cwn_bench.config import DataConfig, TrainConfig
@@ -100,7 +100,8 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"DataLoader processes / DALI threads (default: {data.workers})")
     p.add_argument("--warmup", type=at_least(0), default=2, help="untimed batches first (default: 2)")
     p.add_argument("--skip-corrupt", action="store_true", help="skip and count unreadable images instead of failing")
-    p.add_argument("--out", type=Path, help=f"JSONL to create (default: {default_out('data').parent}/data-<time>.jsonl)")
+    p.add_argument("--out", type=Path,
+                   help=f"JSONL to create (default: {default_out('data').parent}/data-<time>.jsonl)")
 
 
 BENCHES = {  # name: (help, description, options)
