@@ -274,16 +274,7 @@ def load_config(path: str | Path, overrides: typing.Iterable[str] = ()) -> Confi
     """Read ``path`` (YAML), apply ``KEY=VALUE`` overrides, validate. ``name`` defaults to
     the file's stem."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read config ({err.strerror})") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a text file (expected UTF-8 YAML)") from None
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({_yaml_problem(err)})") from None
+    data = read_yaml(path, "config") or {}
     if isinstance(data, dict):
         data.setdefault("name", path.stem)
     cfg = from_dict(data, str(path))
@@ -291,6 +282,22 @@ def load_config(path: str | Path, overrides: typing.Iterable[str] = ()) -> Confi
         key, value = parse_override(text)
         set_value(cfg, key, value, f"{path}: override {text!r}")
     return cfg
+
+
+def read_yaml(path: Path, what: str) -> Any:
+    """The YAML document in ``path`` (None when empty), read with ``yaml.safe_load``; a
+    one-line ConfigError naming ``path`` when it cannot be read (``what``: "config",
+    "cluster profile") or is not UTF-8 YAML."""
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read {what} ({err.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (expected UTF-8 YAML)") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({_yaml_problem(err)})") from None
 
 
 def _yaml_problem(err: yaml.YAMLError) -> str:

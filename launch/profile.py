@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 
-from cwn_bench.config import build_checked
+from cwn_bench.config import build_checked, read_yaml
 from cwn_bench.errors import UserError
 
 SIGNALS = ("USR2", "USR1", "TERM", "INT", "HUP", "URG")
@@ -56,12 +55,7 @@ def load_profile(path: str | Path | None, overrides: dict[str, Any] | None = Non
     source = "the default profile"
     if path is not None:
         source = str(path)
-        try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
-        except OSError as err:
-            raise UserError(f"{path}: cannot read cluster profile ({err.strerror})") from None
-        except yaml.YAMLError as err:
-            raise UserError(f"{path}: not valid YAML: {err}") from None
+        data = read_yaml(Path(path), "cluster profile") or {}
     if not isinstance(data, dict):
         raise UserError(f"{source}: a cluster profile must be a mapping of {', '.join(field_names())}")
     data = {**data, **{k: v for k, v in (overrides or {}).items() if v is not None}}

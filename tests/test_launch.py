@@ -48,6 +48,13 @@ def test_profile_file_and_flags(tmp_path):
     with pytest.raises(UserError, match="one task per GPU"):
         load_profile(None, {"gpus_per_node": 2, "tasks_per_node": 1})
 
+    prof.write_text("nodes: [1\ntime_min: 3\n")  # like configs, one line with its line and column
+    with pytest.raises(UserError, match=r"p\.yaml: not valid YAML \(line 2, column 9: [^\n]*\)$"):
+        load_profile(prof)
+    prof.write_bytes(b"nodes: \xff\n")
+    with pytest.raises(UserError, match=r"p\.yaml: not a text file"):
+        load_profile(prof)
+
 
 def test_slurm_asked_without_sbatch_is_an_error(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch here
