@@ -108,7 +108,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from cwn_bench.data import make_digits_dataset
     from cwn_bench.report import write_report
     from launch.profile import load_profile
-    from launch.status import render, rows, wait
+    from launch.status import wait
     from launch.submit import submit_sweep
 
     out = Path(args.out)
@@ -123,8 +123,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"sweep: {sub.sweep_dir} ({len(sub.submitted)} submitted, {len(sub.skipped)} already done)", flush=True)
     if sub.jobs:
         wait(sub.jobs)
-    table = rows(sub.sweep_dir)
-    print(render(table), flush=True)
+    failed = launch_commands.cmd_status(argparse.Namespace(sweep_dir=str(sub.sweep_dir)))  # the status table
     gpu = torch.cuda.is_available()
     bench_out = out / "bench" / f"conv-paper-{'cuda' if gpu else 'cpu'}.jsonl"
     print(f"[3/4] paper-shape conv benchmark on {'the GPU' if gpu else 'the CPU'} -> {bench_out}", flush=True)
@@ -132,7 +131,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     run_conv(ConvBenchSpec() if gpu else ConvBenchSpec(variants=DEMO_CPU_VARIANTS, reps=args.cpu_reps), bench_out)
     report = write_report([sub.sweep_dir, bench_out], out / "report")
     print(f"[4/4] report: {report}")
-    return int(any(r.status == "failed" for r in table))
+    return failed
 
 
 def build_parser() -> argparse.ArgumentParser:
