@@ -273,6 +273,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def train_two_ranks(config: Path, run_dir: Path, timeout: int = 300) -> tuple[list, list]:
+    """`cwn-bench train` as ranks 0 and 1 of a gloo group (16 images per rank): the
+    processes and their (stdout, stderr)."""
+    port = str(free_port())
+    procs = []
+    for rank in range(2):
+        env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "OMP_NUM_THREADS": "1"}
+        procs.append(subprocess.Popen([*CLI, "train", str(config), "train.batch_size=16", "--run-dir", str(run_dir)],
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    return procs, [p.communicate(timeout=timeout) for p in procs]
+
+
 @pytest.mark.slow
 def test_two_process_gloo_ddp_equals_one_process_with_the_global_batch(tmp_path, digits_root):
     """2 ranks x 16 images = 1 process x 32: rank r takes perm[r::2], so each step's two
@@ -285,14 +298,7 @@ def test_two_process_gloo_ddp_equals_one_process_with_the_global_batch(tmp_path,
     assert run(load_config(config), single) == "completed"
 
     ddp = tmp_path / "ddp"
-    port = str(free_port())
-    procs = []
-    for rank in range(2):
-        env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
-               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "OMP_NUM_THREADS": "1"}
-        procs.append(subprocess.Popen([*CLI, "train", str(config), "train.batch_size=16", "--run-dir", str(ddp)],
-                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    outs = [p.communicate(timeout=300) for p in procs]
+    procs, outs = train_two_ranks(config, ddp)
     assert [p.returncode for p in procs] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
     assert "epoch 2/2: train loss" in outs[0][1] and "epoch" not in outs[1][1]  # rank 0 alone reports
 
@@ -316,14 +322,7 @@ def test_two_ranks_both_fail_at_once_when_rank_0_finds_no_readable_checkpoint(tm
     run_dir = tmp_path / "run"
     (run_dir / "checkpoints").mkdir(parents=True)
     (run_dir / "checkpoints" / "ckpt-000000004.pt").write_bytes(b"not a checkpoint")
-    port = str(free_port())
-    procs = []
-    for rank in range(2):
-        env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
-               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "OMP_NUM_THREADS": "1"}
-        procs.append(subprocess.Popen([*CLI, "train", str(config), "train.batch_size=16", "--run-dir", str(run_dir)],
-                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    outs = [p.communicate(timeout=120) for p in procs]
+    procs, outs = train_two_ranks(config, run_dir, timeout=120)
     assert [p.returncode for p in procs] == [2, 2], outs[0][1][-2000:] + outs[1][1][-2000:]
     for _, err in outs:
         assert "no readable checkpoint" in err.strip().splitlines()[-1]
