@@ -52,9 +52,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from launch.submit import submit_sweep
 
     cfg = load_config(args.config, args.overrides)
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Profile)}
-    if overrides["setup"] is not None:
-        overrides["setup"] = list(overrides["setup"])
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Profile)}  # --setup: a list
     profile = load_profile(args.profile, overrides)
     sub = submit_sweep(cfg, profile, dry_run=args.dry_run, allow_dirty=args.allow_dirty)
     if sub.script is not None:
