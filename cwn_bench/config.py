@@ -168,11 +168,11 @@ MINIMUMS = {"train.epochs": 1, "train.batch_size": 1, "train.steps_per_epoch": 1
             "data.synthetic_samples": 1}
 
 
-def _checked(value: Any, tp: Any, dotted: str, where: str) -> Any:
+def _checked(value: Any, tp: Any, dotted: str, where: str, minimums: dict[str, int] = MINIMUMS) -> Any:
     """``_coerce`` for the value of a dotted config key, then its minimum (MINIMUMS), so a
     file, an override and a sweep value are all held to it at the one place they are typed."""
     value = _coerce(value, tp, where)
-    low = MINIMUMS.get(dotted)
+    low = minimums.get(dotted)
     if low is not None and value is not None and value < low:
         raise ConfigError(f"{where}: expected at least {low}, got {value}")
     return value
@@ -183,7 +183,7 @@ def _fields(cls: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
-def _build(cls: type, data: Any, source: str, prefix: str = "") -> Any:
+def _build(cls: type, data: Any, source: str, prefix: str = "", minimums: dict[str, int] = MINIMUMS) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: {prefix.rstrip('.') or 'the config'} must be a mapping, got {type(data).__name__}")
     fields = _fields(cls)
@@ -195,9 +195,9 @@ def _build(cls: type, data: Any, source: str, prefix: str = "") -> Any:
                 f"{source}: unknown key '{prefix}{key}'; valid keys in {section}: {', '.join(fields)}")
         tp = fields[key]
         if dataclasses.is_dataclass(tp):
-            kwargs[key] = _build(tp, value, source, f"{prefix}{key}.")
+            kwargs[key] = _build(tp, value, source, f"{prefix}{key}.", minimums)
         else:
-            kwargs[key] = _checked(value, tp, f"{prefix}{key}", f"{source}: key '{prefix}{key}'")
+            kwargs[key] = _checked(value, tp, f"{prefix}{key}", f"{source}: key '{prefix}{key}'", minimums)
     return cls(**kwargs)
 
 
@@ -223,10 +223,11 @@ def to_dict(cfg: Config) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def build_checked(cls: type, data: Any, source: str) -> Any:
+def build_checked(cls: type, data: Any, source: str, minimums: dict[str, int] | None = None) -> Any:
     """Any dataclass ``cls`` (e.g. a cluster profile) from nested mappings, every key and
-    type checked as for configs; errors name ``source`` and the key."""
-    return _build(cls, data, source)
+    type checked as for configs, numbers held to ``minimums`` (dotted key -> least value);
+    errors name ``source`` and the key."""
+    return _build(cls, data, source, minimums=minimums or {})
 
 
 def from_dict(data: dict[str, Any], source: str = "<config>") -> Config:

@@ -20,6 +20,8 @@ from cwn_bench.config import build_checked, read_yaml
 from cwn_bench.errors import UserError
 
 SIGNALS = ("USR2", "USR1", "TERM", "INT", "HUP", "URG")
+MINIMUMS = {"nodes": 1, "tasks_per_node": 1, "cpus_per_task": 1, "time_min": 1, "array_parallelism": 1,
+            "gpus_per_node": 0, "signal_delay_s": 0, "max_requeues": 0}
 
 
 @dataclass
@@ -59,7 +61,7 @@ def load_profile(path: str | Path | None, overrides: dict[str, Any] | None = Non
     if not isinstance(data, dict):
         raise UserError(f"{source}: a cluster profile must be a mapping of {', '.join(field_names())}")
     data = {**data, **{k: v for k, v in (overrides or {}).items() if v is not None}}
-    profile = build_checked(Profile, data, source)
+    profile = build_checked(Profile, data, source, MINIMUMS)
     _check(profile, source)
     return profile
 
@@ -69,14 +71,6 @@ def field_names() -> list[str]:
 
 
 def _check(p: Profile, source: str) -> None:
-    for name in ("nodes", "cpus_per_task", "time_min", "array_parallelism"):
-        if getattr(p, name) < 1:
-            raise UserError(f"{source}: {name} must be at least 1, got {getattr(p, name)}")
-    for name in ("gpus_per_node", "signal_delay_s", "max_requeues"):
-        if getattr(p, name) < 0:
-            raise UserError(f"{source}: {name} must be 0 or more, got {getattr(p, name)}")
-    if p.tasks_per_node is not None and p.tasks_per_node < 1:
-        raise UserError(f"{source}: tasks_per_node must be at least 1, got {p.tasks_per_node}")
     p.signal = p.signal.upper().removeprefix("SIG")
     if p.signal not in SIGNALS:
         raise UserError(f"{source}: signal {p.signal!r} is not one of {', '.join(SIGNALS)}")
