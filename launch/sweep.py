@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from cwn_bench import atomic
 from cwn_bench.config import Config, expand_sweep, run_name, sweep_hash, to_dict
 from cwn_bench.errors import UserError
 
@@ -53,11 +54,9 @@ def new_record(cfg: Config) -> dict[str, Any]:
 
 
 def write(root: Path, data: dict[str, Any]) -> None:
-    """Replace sweep.json atomically (temporary file, rename)."""
+    """Replace sweep.json atomically (temporary file, fsync, rename)."""
     root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".{SWEEP_JSON}.tmp"
-    tmp.write_text(json.dumps(data, indent=1, default=str) + "\n")
-    os.replace(tmp, root / SWEEP_JSON)
+    atomic.write_json(root / SWEEP_JSON, data)
 
 
 def latest_jobs(data: dict[str, Any]) -> dict[str, tuple[str, str]]:

@@ -11,24 +11,16 @@ for inspection, out of the rotation) and the previous one is tried, with a messa
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from cwn_bench import atomic
 from cwn_bench.errors import UserError
 
 PATTERN = "ckpt-*.pt"
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def save(state: dict[str, Any], folder: Path, global_step: int, keep: int) -> Path:
@@ -36,13 +28,8 @@ def save(state: dict[str, Any], folder: Path, global_step: int, keep: int) -> Pa
     newest ``keep`` checkpoints.  Returns the path written."""
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"ckpt-{global_step:09d}.pt"
-    tmp = folder / f".{final.name}.tmp"
-    with open(tmp, "wb") as f:
+    with atomic.replace(final, "wb") as f:
         torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, final)
-    _fsync_dir(folder)
     for old in sorted(folder.glob(PATTERN))[:-max(keep, 1)]:
         old.unlink()
     return final

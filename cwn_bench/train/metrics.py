@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from cwn_bench import atomic
 from cwn_bench.errors import UserError
 from cwn_bench.train.distributed import DistEnv, all_reduce_
 
@@ -117,9 +118,8 @@ class MetricsLog:
             if (rec.get("kind") == "epoch" and rec["epoch"] <= epochs_done) or \
                (rec.get("kind") != "epoch" and rec.get("step", 0) <= global_step):
                 kept.append(line)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text("".join(line + "\n" for line in kept))
-        os.replace(tmp, self.path)
+        with atomic.replace(self.path) as f:
+            f.write("".join(line + "\n" for line in kept))
 
 
 class Progress:

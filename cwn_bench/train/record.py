@@ -9,10 +9,10 @@ resumed from) and, once completed, ``final`` (the last epoch record).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from cwn_bench import atomic
 from cwn_bench.config import Config, config_hash
 from cwn_bench.errors import UserError
 
@@ -46,11 +46,4 @@ def check_same_experiment(previous: dict[str, Any] | None, cfg: Config, run_dir:
 
 def write(run_dir: Path, data: dict[str, Any]) -> None:
     """Replace run.json atomically (temporary file, fsync, rename)."""
-    path = run_dir / RUN_JSON
-    tmp = path.with_name(f".{RUN_JSON}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, default=str)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic.write_json(run_dir / RUN_JSON, data, indent=2)
