@@ -1,18 +1,26 @@
 """Facts about this machine and this code that every result records (ground floor).
 
-Used by the training engine's run.json and the benchmarks' JSONL header, so both name
-the CPU, the driver and the code's commit the same way.
+:func:`environment` is the one record of them: the training engine's ``run.json["env"]``
+and the benchmarks' JSONL header both start from it, so a run and a benchmark name the
+versions, the GPUs, the CPU and the code's commit with the same keys.
+
+Optional packages (DALI, submitit, Triton) are looked up with ``importlib.metadata``,
+never imported, so this costs no import time and works without them.
 """
 
 from __future__ import annotations
 
+import importlib.metadata as md
 import json
 import platform
 import re
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
+
+import torch
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -57,3 +65,49 @@ def code_version() -> dict[str, Any]:
     commit = run_command(["git", "rev-parse", "HEAD"], PACKAGE_DIR)
     status = run_command(["git", "status", "--porcelain", "--untracked-files=no"], PACKAGE_DIR)
     return {"commit": commit, "dirty": bool(status) if commit else None, "snapshot": None}
+
+
+def _version(dist_name: str) -> str | None:
+    try:
+        return md.version(dist_name)
+    except md.PackageNotFoundError:
+        return None
+
+
+def dali_version() -> str | None:
+    """``"nvidia-dali-cuda130 2.4.0"``: DALI's wheel name carries the CUDA it was built for."""
+    for dist in md.distributions():
+        name = dist.metadata["Name"] or ""
+        if name.lower().startswith("nvidia-dali"):
+            return f"{name} {dist.version}"
+    return None
+
+
+def gpus() -> dict[str, Any]:
+    """``{"count", "names", "driver"}`` of the GPUs this process sees (count 0 without CUDA)."""
+    if not torch.cuda.is_available():
+        return {"count": 0, "names": [], "driver": None}
+    names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return {"count": len(names), "names": names, "driver": gpu_driver()}
+
+
+def environment() -> dict[str, Any]:
+    """Versions (python, torch, torchvision, triton, CUDA, cuDNN, DALI, submitit; None where
+    absent), ``gpu`` (:func:`gpus`), CPU model and torch's thread count, host, platform and
+    ``git`` (:func:`code_version`) of this process."""
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": _version("torchvision"),
+        "triton": _version("triton"),
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "dali": dali_version(),
+        "submitit": _version("submitit"),
+        "gpu": gpus(),
+        "cpu": cpu_name(),
+        "cpu_threads": torch.get_num_threads(),
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+        "git": code_version(),
+    }

@@ -14,7 +14,7 @@ from cwn_bench.bench.variants import WSConv2d
 from cwn_bench.errors import UserError
 
 MEASUREMENT_FIELDS = {"shape", "variant", "pass", "dtype", "memory_format", "median_ms", "iqr_ms", "ratio_vs_plain"}
-ENV_FIELDS = {"gpu", "driver", "cuda", "cudnn", "torch", "triton", "cpu", "threads", "cudnn_benchmark"}
+ENV_FIELDS = {"gpu", "card", "cuda", "cudnn", "torch", "triton", "cpu", "cpu_threads", "cudnn_benchmark", "git"}
 
 
 def _read(path):

@@ -19,6 +19,7 @@ from cwn_bench import config as cfgmod
 from cwn_bench.cli import main
 from cwn_bench.errors import UserError
 from cwn_bench.report import write_report
+from cwn_bench.report.envfields import device_name
 
 
 def write_run(root: Path, name: str, val_errs: list[float], *, method: str = "cwn", seed: int = 0,
@@ -224,14 +225,16 @@ def test_throughput_scaling_across_node_counts(tmp_path):
 def test_overhead_csv_from_bench_jsonl(tmp_path):
     bench = tmp_path / "bench.jsonl"
     shape = {"shape": "paper:64x128x32x32-128x3x3", "pass": "fwd+bwd", "dtype": "fp32", "memory_format": "nchw"}
-    rows = [{"kind": "env", "gpu": "Test GPU", "cpu": "Test CPU", "torch": "2.14.1"},
+    gpus = {"count": 2, "names": ["Test GPU", "Test GPU"], "driver": "580.1"}
+    rows = [{"kind": "env", "card": "Test GPU", "gpu": gpus, "cpu": "Test CPU", "torch": "2.14.1"},
             {"kind": "skipped", **shape, "variant": "cwn-triton", "reason": "out of memory"}]
     for variant, ms, ratio in (("cwn-explicit", 18.1, 1.046), ("plain", 17.3, 1.0)):
         rows.append({"kind": "measurement", **shape, "variant": variant, "median_ms": ms, "iqr_ms": 0.1,
                      "ratio_vs_plain": ratio})
     bench.write_text("\n".join(map(json.dumps, rows)) + "\nnot json\n")
     loader = tmp_path / "data.jsonl"
-    loader.write_text(json.dumps({"kind": "env", "gpu": None, "cpu": "Test CPU"}) + "\n" + json.dumps(
+    # a loader measured on the CPU of a GPU machine names the CPU
+    loader.write_text(json.dumps({"kind": "env", "card": "cpu", "gpu": gpus, "cpu": "Test CPU"}) + "\n" + json.dumps(
         {"kind": "data", "loader": "dali", "device": "cpu", "batch_size": 64, "images": 1442, "skipped": 0,
          "img_per_s": 812.5}) + "\n")
     md, out = report(tmp_path, bench, loader)
@@ -319,3 +322,10 @@ def test_report_of_real_training_runs(tmp_path, digits_root):
     assert (pd.read_csv(out / "throughput.csv").img_per_s_per_gpu > 0).all()
     with Image.open(out / "curves_digits_mlp.png") as image:
         image.verify()
+
+
+def test_device_name_reads_old_and_new_env_records():
+    assert device_name({"card": "cpu", "cpu": "Xeon", "gpu": {"names": ["H200"]}}) == "Xeon"  # bench on the CPU
+    assert device_name({"card": "H200", "gpu": {"names": ["H100", "H200"]}}) == "H200"  # bench on cuda:1
+    assert device_name({"gpu": {"names": ["H100"]}, "cpu": "Xeon"}) == "H100"  # run.json
+    assert device_name({"gpu": "H100", "cpu": "Xeon"}) == device_name({"gpu": None, "cpu": "H100"}) == "H100"  # old bench

@@ -1,8 +1,9 @@
 """The environment header of a benchmark JSONL file and the file itself.
 
-The first line is ``{"kind": "env", ...}``: GPU, driver, CUDA, cuDNN, torch, triton,
-CPU, threads, ``cudnn.benchmark``, host and git commit. Every later line is one result,
-written and flushed as soon as it is measured, so an interrupted run keeps what it had.
+The first line is ``{"kind": "env", ...}``: the device measured and its card, GPUs and
+driver, CUDA, cuDNN, torch, triton, CPU, threads, ``cudnn.benchmark``, host and git
+commit. Every later line is one result, written and flushed as soon as it is measured, so
+an interrupted run keeps what it had.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import platform
-import socket
 from pathlib import Path
 from typing import IO, Any
 
@@ -21,40 +20,23 @@ from cwn_bench import sysinfo
 from cwn_bench.errors import UserError
 
 
-def _triton_version() -> str | None:
-    try:
-        import triton
-    except ImportError:
-        return None
-    return triton.__version__
-
-
 def card_name(device: torch.device) -> str:
     """The GPU's name (``NVIDIA H100 80GB HBM3``) or ``cpu``."""
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
 
 def environment(device: torch.device, **extra: Any) -> dict[str, Any]:
-    """The ``{"kind": "env"}`` header row for a run on ``device`` plus ``extra`` fields."""
-    cuda = device.type == "cuda"
+    """The ``{"kind": "env"}`` header row for a run on ``device``: UTC time,
+    :func:`cwn_bench.sysinfo.environment` (versions, ``gpu``, CPU, threads, host, ``git``),
+    the device and its ``card`` name, ``cudnn.benchmark``, whether Triton interprets, and ``extra``."""
     return {
         "kind": "env",
         "time_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "host": socket.gethostname(),
+        **sysinfo.environment(),
         "device": str(device),
-        "gpu": card_name(device) if cuda else None,
-        "gpu_count": torch.cuda.device_count() if cuda else 0,
-        "driver": sysinfo.gpu_driver() if cuda else None,
-        "cuda": torch.version.cuda,
-        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "card": card_name(device),
         "cudnn_benchmark": torch.backends.cudnn.benchmark,
-        "torch": torch.__version__,
-        "triton": _triton_version(),
         "triton_interpret": os.environ.get("TRITON_INTERPRET") == "1",
-        "python": platform.python_version(),
-        "cpu": sysinfo.cpu_name(),
-        "threads": torch.get_num_threads(),
-        "git_commit": sysinfo.code_version()["commit"],
         **extra,
     }
 

@@ -16,8 +16,14 @@ def _get(env: dict[str, Any], dotted: str) -> Any:
 
 
 def device_name(env: dict[str, Any]) -> str:
-    """The first GPU's name (``"NVIDIA H100 80GB HBM3"``), else the CPU model, else ""."""
-    gpu = env.get("gpu")
+    """A bench header's ``card`` (the CPU model for ``cpu``); else the first GPU's name
+    (``"NVIDIA H100 80GB HBM3"``), else the CPU model, else ""."""
+    card = env.get("card")
+    if card and card != "cpu":
+        return str(card)
+    if card == "cpu":
+        return str(env.get("cpu") or card)
+    gpu = env.get("gpu")  # run.json: {"names": [...]}; bench files written before "card": the name
     names = gpu.get("names") if isinstance(gpu, dict) else gpu
     if isinstance(names, list) and names:
         return str(names[0])
@@ -48,6 +54,7 @@ def env_summary(env: dict[str, Any], attempts: list[Any]) -> dict[str, str]:
     array = _text(_get(env, "slurm.SLURM_ARRAY_JOB_ID"))
     task = _text(_get(env, "slurm.SLURM_ARRAY_TASK_ID"))
     return {
+        # git_commit and driver: the flat keys of bench files written before sysinfo.environment
         "git_commit": short_commit(_get(env, "git.commit") or env.get("git_commit"), _get(env, "git.dirty")),
         "hostnames": _text(env.get("hostnames")),
         "slurm_job_id": ",".join(dict.fromkeys(j for j in jobs if j)),
