@@ -100,7 +100,7 @@ class Trainer:
         hosts = distributed.all_gather(envinfo.host(), self.env)
         previous = (record.read(self.run_dir) if self.env.is_main else None) or {}
         attempt = {"started": _now(), "hostnames": sorted(set(hosts)), "resumed_from": self.resumed_from,
-                   "slurm": {k: os.environ.get(k) for k in envinfo.SLURM_VARS}}
+                   "slurm": envinfo.slurm_ids()}
         cfg, data = self.cfg, self.data
         return {
             "config": to_dict(cfg), "seed": cfg.seed, "config_hash": config_hash(cfg),
