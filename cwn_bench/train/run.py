@@ -29,8 +29,9 @@ from cwn_bench.errors import UserError
 from cwn_bench.train import checkpoint, distributed, envinfo, record, rng, runlock
 from cwn_bench.train.distributed import DistEnv
 from cwn_bench.train.loop import Engine, evaluate, train_one_epoch
-from cwn_bench.train.metrics import METRICS, EpochMeter, MetricsLog, Progress
+from cwn_bench.train.metrics import METRICS, EpochMeter, MetricsLog
 from cwn_bench.train.optim import build_optimizer, lr_at
+from cwn_bench.train.progress import Progress
 from cwn_bench.train.stopping import DEFAULT_SIGNALS, StopRequest
 
 COMPLETED, PREEMPTED = "completed", "preempted"
