@@ -56,19 +56,19 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_conv(args: argparse.Namespace) -> int:
-    from cwn_bench.bench.conv import ConvBenchSpec, run_conv  # torch: imported only when used
+    from cwn_bench.bench.conv import run_conv  # torch: imported only when used
 
     out = args.out or bench_options.default_out("conv")
-    run_conv(bench_options.spec_from_args(ConvBenchSpec, args), out)
+    run_conv(bench_options.spec_from_args(bench_options.ConvBenchSpec, args), out)
     print(f"# wrote {out}")
     return 0
 
 
 def cmd_bench_step(args: argparse.Namespace) -> int:
-    from cwn_bench.bench.step import StepBenchSpec, run_step  # torch: imported only when used
+    from cwn_bench.bench.step import run_step  # torch: imported only when used
 
     out = args.out or bench_options.default_out("step")
-    run_step(bench_options.spec_from_args(StepBenchSpec, args), out)
+    run_step(bench_options.spec_from_args(bench_options.StepBenchSpec, args), out)
     print(f"# wrote {out}")
     return 0
 
@@ -104,7 +104,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     ``submit`` -> the paper-shape micro-benchmark on this device -> the report."""
     import torch
 
-    from cwn_bench.bench.conv import ConvBenchSpec, run_conv
+    from cwn_bench.bench.conv import run_conv
     from cwn_bench.data import make_digits_dataset
     from cwn_bench.report import write_report
     from launch.profile import load_profile
@@ -128,7 +128,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     bench_out = out / "bench" / f"conv-paper-{'cuda' if gpu else 'cpu'}.jsonl"
     print(f"[3/4] paper-shape conv benchmark on {'the GPU' if gpu else 'the CPU'} -> {bench_out}", flush=True)
     bench_out.unlink(missing_ok=True)  # this file is the demo's own; a rerun measures again
-    run_conv(ConvBenchSpec() if gpu else ConvBenchSpec(variants=DEMO_CPU_VARIANTS, reps=args.cpu_reps), bench_out)
+    spec = bench_options.ConvBenchSpec()
+    if not gpu:
+        spec.variants, spec.reps = list(DEMO_CPU_VARIANTS), args.cpu_reps
+    run_conv(spec, bench_out)
     report = write_report([sub.sweep_dir, bench_out], out / "report")
     print(f"[4/4] report: {report}")
     return failed

@@ -19,7 +19,7 @@ are timed for ``nchw`` only.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from torch import nn
 
 from cwn_bench.bench import precision
 from cwn_bench.bench.env import JsonlWriter, environment
-from cwn_bench.bench.options import PASSES, VARIANTS, resolve_pairs
+from cwn_bench.bench.options import PASSES, VARIANTS, ConvBenchSpec, resolve_pairs
 from cwn_bench.bench.progress import progress
 from cwn_bench.bench.shapes import LayerShape, resolve_shapes
 from cwn_bench.bench.table import print_table
@@ -60,38 +60,23 @@ def _check_choices(flag: str, values: list[str], allowed: tuple[str, ...]) -> No
             raise UserError(f"{flag}: unknown value {value!r}; expected one of {', '.join(allowed)}")
 
 
-@dataclass
-class ConvBenchSpec:
-    """What to measure. ``None`` means the device's default (see ``resolve``)."""
-
-    shapes: list[str] = field(default_factory=lambda: ["paper"])
-    variants: list[str] = field(default_factory=lambda: list(VARIANTS))
-    passes: list[str] = field(default_factory=lambda: ["fwd+bwd"])
-    dtypes: list[str] | None = None  # bf16 + tf32 on a GPU, fp32 on a CPU
-    formats: list[str] = field(default_factory=lambda: ["nchw"])
-    device: str | None = None  # cuda when available
-    reps: int | None = None  # measured pairs (DEFAULT_PAIRS["conv"])
-    warmup: int | None = None  # warm-up pairs (DEFAULT_PAIRS["conv"])
-    cuda_graph: bool = False
-    flush_l2: bool = True
-
-    def resolve(self) -> tuple[torch.device, list[LayerShape], list[str], int, int]:
-        """Validate; return ``(device, shapes, dtypes, reps, warmup)`` with defaults filled."""
-        device = resolve_device(self.device)
-        cuda = device.type == "cuda"
-        _check_choices("--variants", self.variants, VARIANTS)
-        _check_choices("--passes", self.passes, PASSES)
-        dtypes = self.dtypes or (["bf16", "tf32"] if cuda else ["fp32"])
-        for dtype in dtypes:
-            precision.check_dtype(dtype, device)
-        for fmt in self.formats:
-            precision.memory_format(fmt)
-        reps, warmup = resolve_pairs("conv", device.type, self.reps, self.warmup)
-        if self.cuda_graph and not cuda:
-            raise UserError(f"--cuda-graph needs a CUDA device, got --device {device}")
-        if self.cuda_graph and "bwd" in self.passes:
-            raise UserError("--cuda-graph replays whole passes: expected --passes from fwd, fwd+bwd, eval-fwd")
-        return device, resolve_shapes(self.shapes), dtypes, reps, warmup
+def _resolve(spec: ConvBenchSpec) -> tuple[torch.device, list[LayerShape], list[str], int, int]:
+    """Validate ``spec``; return ``(device, shapes, dtypes, reps, warmup)`` with defaults filled."""
+    device = resolve_device(spec.device)
+    cuda = device.type == "cuda"
+    _check_choices("--variants", spec.variants, VARIANTS)
+    _check_choices("--passes", spec.passes, PASSES)
+    dtypes = spec.dtypes or (["bf16", "tf32"] if cuda else ["fp32"])
+    for dtype in dtypes:
+        precision.check_dtype(dtype, device)
+    for fmt in spec.formats:
+        precision.memory_format(fmt)
+    reps, warmup = resolve_pairs("conv", device.type, spec.reps, spec.warmup)
+    if spec.cuda_graph and not cuda:
+        raise UserError(f"--cuda-graph needs a CUDA device, got --device {device}")
+    if spec.cuda_graph and "bwd" in spec.passes:
+        raise UserError("--cuda-graph replays whole passes: expected --passes from fwd, fwd+bwd, eval-fwd")
+    return device, resolve_shapes(spec.shapes), dtypes, reps, warmup
 
 
 def _inputs(shape: LayerShape, dtype: str, fmt: str, device: torch.device) -> torch.Tensor:
@@ -189,7 +174,7 @@ def _measure_config(cfg: _Config, variants: list[str], device: torch.device, rep
 def run_conv(spec: ConvBenchSpec, out: str | Path | None = None, show: bool = True) -> list[dict[str, Any]]:
     """Measure ``spec``; write the JSONL to ``out`` (env header first) and print the table
     when ``show``. Returns every row written, header included."""
-    device, shapes, dtypes, reps, warmup = spec.resolve()
+    device, shapes, dtypes, reps, warmup = _resolve(spec)
     torch.backends.cudnn.benchmark = True  # recorded in the header: cuDNN picks its fastest algorithm
     configs = _configs(shapes, dtypes, spec.formats, spec.passes)
     with JsonlWriter(out) as writer:

@@ -40,9 +40,10 @@ from typing import Any
 
 import torch
 
-from cwn_bench.bench.conv import ConvBenchSpec, resolve_device, run_conv
+from cwn_bench.bench.conv import resolve_device, run_conv
 from cwn_bench.bench.env import JsonlWriter, card_name, environment
-from cwn_bench.bench.step import StepBenchSpec, run_step
+from cwn_bench.bench.options import ConvBenchSpec, StepBenchSpec
+from cwn_bench.bench.step import run_step
 from cwn_bench.bench.table import format_table, geomean_rows
 from cwn_bench.errors import UserError
 

@@ -1,7 +1,8 @@
-"""The ``cwn-bench bench conv|step|data`` sub-commands: their help, options and choices.
+"""What the ``cwn-bench bench conv|step|data`` sub-commands measure: the specs, their
+choices and defaults, and the command-line options built from them.
 
 Kept free of torch so that ``cwn-bench --help`` stays fast; the modules that run the
-benchmarks import their choices from here.
+benchmarks (:mod:`~cwn_bench.bench.conv`, :mod:`~cwn_bench.bench.step`) take the specs.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -23,7 +25,37 @@ T = TypeVar("T")
 # (measured pairs, warm-up pairs) when --reps / --warmup are not given, by bench and device type
 DEFAULT_PAIRS = {"conv": {"cuda": (50, 10), "cpu": (10, 2)}, "step": {"cuda": (20, 5), "cpu": (3, 1)}}
 SHAPES_HELP = ("shape sets (paper, googlenet_bn) and/or shapes [SET:]NxCxHxW-OxKHxKW[sS][pP] (conv, stride S, "
-               "padding P, default KH//2) or [SET:]NxC-O (linear), e.g. test:2x8x8x8-8x3x3 (default: paper)")
+               "padding P, default KH//2) or [SET:]NxC-O (linear), e.g. test:2x8x8x8-8x3x3")
+
+
+@dataclass
+class ConvBenchSpec:
+    """What ``bench conv`` measures. ``None`` means the device's default: dtypes bf16 + tf32
+    on a GPU, fp32 on a CPU; device cuda when available; pairs from :data:`DEFAULT_PAIRS`."""
+
+    shapes: list[str] = field(default_factory=lambda: ["paper"])
+    variants: list[str] = field(default_factory=lambda: list(VARIANTS))
+    passes: list[str] = field(default_factory=lambda: ["fwd+bwd"])
+    dtypes: list[str] | None = None
+    formats: list[str] = field(default_factory=lambda: ["nchw"])
+    device: str | None = None
+    reps: int | None = None  # measured pairs
+    warmup: int | None = None  # warm-up pairs
+    cuda_graph: bool = False
+    flush_l2: bool = True
+
+
+@dataclass
+class StepBenchSpec:
+    """What ``bench step`` measures; ``None`` as in :class:`ConvBenchSpec`."""
+
+    batch_sizes: list[int] = field(default_factory=lambda: [64, 256])
+    image_size: int = 224  # pixels
+    dtype: str = "bf16"
+    memory_format: str = "nhwc"
+    device: str | None = None
+    reps: int | None = None
+    warmup: int | None = None
 
 
 def default_out(bench: str) -> Path:
@@ -54,22 +86,30 @@ def at_least(low: int) -> Callable[[str], int]:
 
 def _common(p: argparse.ArgumentParser, bench: str) -> None:
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
-    p.add_argument("--reps", type=int, help="measured pairs (default: see above)")
-    p.add_argument("--warmup", type=int, help="warm-up pairs, not recorded (default: see above)")
+    (gpu_reps, gpu_warmup), (cpu_reps, cpu_warmup) = DEFAULT_PAIRS[bench]["cuda"], DEFAULT_PAIRS[bench]["cpu"]
+    p.add_argument("--reps", type=int, help=f"measured pairs (default: {gpu_reps} on a GPU, {cpu_reps} on a CPU)")
+    p.add_argument("--warmup", type=int,
+                   help=f"warm-up pairs, not recorded (default: {gpu_warmup} on a GPU, {cpu_warmup} on a CPU)")
     p.add_argument("--out", type=Path,
                    help=f"JSONL to create (default: {default_out(bench).parent}/{bench}-<time>.jsonl)")
 
 
+def _listed(values: list[str]) -> str:
+    return " ".join(map(str, values))
+
+
 def add_conv_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--shapes", nargs="+", default=["paper"], metavar="SHAPE", help=SHAPES_HELP)
-    p.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS), metavar="VARIANT",
+    spec = ConvBenchSpec()
+    p.add_argument("--shapes", nargs="+", default=spec.shapes, metavar="SHAPE",
+                   help=f"{SHAPES_HELP} (default: {_listed(spec.shapes)})")
+    p.add_argument("--variants", nargs="+", choices=VARIANTS, default=spec.variants, metavar="VARIANT",
                    help=f"{', '.join(VARIANTS)} (default: all)")
-    p.add_argument("--passes", nargs="+", choices=PASSES, default=["fwd+bwd"], metavar="PASS",
-                   help=f"{', '.join(PASSES)} (default: fwd+bwd)")
-    p.add_argument("--dtypes", nargs="+", choices=DTYPES, metavar="DTYPE",
+    p.add_argument("--passes", nargs="+", choices=PASSES, default=spec.passes, metavar="PASS",
+                   help=f"{', '.join(PASSES)} (default: {_listed(spec.passes)})")
+    p.add_argument("--dtypes", nargs="+", choices=DTYPES, default=spec.dtypes, metavar="DTYPE",
                    help="fp32, tf32, bf16 (autocast) (default: bf16 tf32 on a GPU, fp32 on a CPU)")
-    p.add_argument("--formats", nargs="+", choices=FORMATS, default=["nchw"], metavar="FORMAT",
-                   help="nchw, nhwc (channels_last) (default: nchw)")
+    p.add_argument("--formats", nargs="+", choices=FORMATS, default=spec.formats, metavar="FORMAT",
+                   help=f"nchw, nhwc (channels_last) (default: {_listed(spec.formats)})")
     p.add_argument("--cuda-graph", action="store_true", help="replay each pass as a CUDA graph (GPU; not with bwd)")
     p.add_argument("--no-flush-l2", dest="flush_l2", action="store_false",
                    help="do not flush the L2 cache before each timed repetition")
@@ -77,10 +117,14 @@ def add_conv_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_step_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--batch-sizes", nargs="+", type=int, default=[64, 256], metavar="N", help="(default: 64 256)")
-    p.add_argument("--image-size", type=int, default=224, help="square input side in pixels (default: 224)")
-    p.add_argument("--dtype", choices=DTYPES, default="bf16", help="(default: bf16 autocast)")
-    p.add_argument("--format", dest="memory_format", choices=FORMATS, default="nhwc", help="(default: nhwc)")
+    spec = StepBenchSpec()
+    p.add_argument("--batch-sizes", nargs="+", type=int, default=spec.batch_sizes, metavar="N",
+                   help=f"(default: {_listed(spec.batch_sizes)})")
+    p.add_argument("--image-size", type=int, default=spec.image_size,
+                   help=f"square input side in pixels (default: {spec.image_size})")
+    p.add_argument("--dtype", choices=DTYPES, default=spec.dtype, help=f"(default: {spec.dtype}, autocast)")
+    p.add_argument("--format", dest="memory_format", choices=FORMATS, default=spec.memory_format,
+                   help=f"(default: {spec.memory_format})")
     _common(p, "step")
 
 
@@ -107,13 +151,10 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
 BENCHES = {  # name: (help, description, options)
     "conv": ("plain conv/linear vs CWN (reference, explicit, Triton, compiled), WN, WS",
              "Time each variant against the plain layer, alternating pair by pair; write JSONL (env header, one "
-             "row per measurement) and print a table. Defaults: all variants, fwd+bwd, nchw, shape set paper, "
-             f"bf16+tf32 and {DEFAULT_PAIRS['conv']['cuda'][0]} pairs on a GPU, fp32 and "
-             f"{DEFAULT_PAIRS['conv']['cpu'][0]} pairs on a CPU.", add_conv_arguments),
+             "row per measurement) and print a table.", add_conv_arguments),
     "step": ("googlenet_bn training steps (fwd, bwd, SGD) plain vs CWN, img/s",
              "Time whole training steps of googlenet_bn on synthetic images, plain and CWN alternately; write "
-             f"JSONL and print img/s and the ratio. Defaults: {DEFAULT_PAIRS['step']['cuda'][0]} pairs on a GPU, "
-             f"{DEFAULT_PAIRS['step']['cpu'][0]} on a CPU.", add_step_arguments),
+             "JSONL and print img/s and the ratio.", add_step_arguments),
     "data": ("img/s of the training input pipeline (dali or torch) over a JPEG folder",
              "Read ROOT (train/<class>/*.jpg) through the training pipeline for whole epochs after a short "
              "warm-up; print img/s and write JSONL (one row per loader and rep; with two loaders, their median "

@@ -14,7 +14,6 @@ package cannot be imported, see :func:`cwn_bench.bench.shapes.googlenet_bn_model
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +23,8 @@ from torch import nn
 
 from cwn_bench.bench import precision
 from cwn_bench.bench.conv import resolve_device
-from cwn_bench.bench.options import resolve_pairs
 from cwn_bench.bench.env import JsonlWriter, environment
+from cwn_bench.bench.options import StepBenchSpec, resolve_pairs
 from cwn_bench.bench.progress import progress
 from cwn_bench.bench.shapes import googlenet_bn_model, model_set_name
 from cwn_bench.bench.table import format_table
@@ -36,26 +35,15 @@ STEP_COLUMNS = ("shape", "variant", "dtype", "memory_format", "median_ms", "iqr_
 NUM_CLASSES = 1000
 
 
-@dataclass
-class StepBenchSpec:
-    """What to measure; ``None`` means the device's default."""
-
-    batch_sizes: list[int] = field(default_factory=lambda: [64, 256])
-    image_size: int = 224
-    dtype: str = "bf16"
-    memory_format: str = "nhwc"
-    device: str | None = None
-    reps: int | None = None  # measured pairs (DEFAULT_PAIRS["step"])
-    warmup: int | None = None  # warm-up pairs (DEFAULT_PAIRS["step"])
-
-    def resolve(self) -> tuple[torch.device, int, int]:
-        device = resolve_device(self.device)
-        precision.check_dtype(self.dtype, device)
-        precision.memory_format(self.memory_format)
-        reps, warmup = resolve_pairs("step", device.type, self.reps, self.warmup)
-        if min(self.batch_sizes, default=0) < 1 or self.image_size < 32:
-            raise UserError("bench step: need batch sizes >= 1 and --image-size >= 32")
-        return device, reps, warmup
+def _resolve(spec: StepBenchSpec) -> tuple[torch.device, int, int]:
+    """Validate ``spec``; return ``(device, reps, warmup)`` with defaults filled."""
+    device = resolve_device(spec.device)
+    precision.check_dtype(spec.dtype, device)
+    precision.memory_format(spec.memory_format)
+    reps, warmup = resolve_pairs("step", device.type, spec.reps, spec.warmup)
+    if min(spec.batch_sizes, default=0) < 1 or spec.image_size < 32:
+        raise UserError("bench step: need batch sizes >= 1 and --image-size >= 32")
+    return device, reps, warmup
 
 
 def _train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, dtype: str) -> Workload:
@@ -104,7 +92,7 @@ def _measure(models: dict[str, nn.Module], batch: int, spec: StepBenchSpec, devi
 
 def run_step(spec: StepBenchSpec, out: str | Path | None = None, show: bool = True) -> list[dict[str, Any]]:
     """Time plain vs CWN training steps per batch size; JSONL to ``out``, table on stdout."""
-    device, reps, warmup = spec.resolve()
+    device, reps, warmup = _resolve(spec)
     torch.backends.cudnn.benchmark = True
     built = {m: _model(m, spec, device) for m in ("plain", "cwn")}
     source = built["plain"][1]
