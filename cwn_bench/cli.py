@@ -120,7 +120,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile, {"cluster": args.cluster, "runs_root": str(out)})
     print(f"[2/4] submitting the {cfg.name} sweep", flush=True)
     sub = submit_sweep(cfg, profile, allow_dirty=True)  # a demo runs what is here; the diff is recorded
-    print(f"sweep: {sub.sweep_dir} ({len(sub.submitted)} submitted, {len(sub.skipped)} already done)", flush=True)
+    print(f"sweep: {sub.sweep_dir} ({len(sub.submitted)} submitted, {len(sub.skipped)} skipped)", flush=True)
     if sub.jobs:
         wait(sub.jobs)
     failed = launch_commands.cmd_status(argparse.Namespace(sweep_dir=str(sub.sweep_dir)))  # the status table

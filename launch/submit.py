@@ -1,8 +1,9 @@
 """Submit a sweep: one job per point, all in one SLURM job array.
 
 ``submit_sweep`` resolves the sweep directory, skips runs whose run.json says completed
-(and runs whose job is still queued or running), snapshots the code, and submits the rest
-with submitit: ``SlurmExecutor`` (sbatch, array ``0-(n-1)%array_parallelism``),
+(and runs whose SLURM job is still queued or running, or whose run directory a live
+process is training in: a local job, or a run started by hand), snapshots the code, and
+submits the rest with submitit: ``SlurmExecutor`` (sbatch, array ``0-(n-1)%array_parallelism``),
 ``LocalExecutor`` (processes on this machine) or ``DebugExecutor`` (in this process).
 """
 
@@ -22,6 +23,7 @@ from submitit.slurm.slurm import _make_sbatch_string
 from cwn_bench.config import Config, set_value, to_dict
 from cwn_bench.errors import UserError
 from cwn_bench.train import record as run_json
+from cwn_bench.train import runlock
 
 from launch import slurm_state, snapshot
 from launch import sweep as sweepmod
@@ -97,7 +99,8 @@ def _previous_status(run_dir: Path) -> str | None:
 
 def _unfinished(cfg: Config, profile: Profile, record: dict[str, Any], sub: Submission) -> list[tuple[str, TrainTask]]:
     """The runs to submit, in sweep order; the others go to ``sub.skipped`` with the
-    reason (run.json says completed, or SLURM still has the run's last job)."""
+    reason (run.json says completed, SLURM still has the run's last job, or a process
+    holds the run directory's lock)."""
     latest = sweepmod.latest_jobs(record)
     slurm_jobs = [job for cluster, job in latest.values() if cluster == "slurm"]
     states = slurm_state.query(slurm_jobs) if sub.cluster == "slurm" else {}
@@ -109,6 +112,8 @@ def _unfinished(cfg: Config, profile: Profile, record: dict[str, Any], sub: Subm
             sub.skipped[name] = "completed"
         elif state is not None and not state.final:
             sub.skipped[name] = f"job {job_id} is {state.state}"
+        elif (who := runlock.holder(run_dir)) is not None:
+            sub.skipped[name] = f"training now ({who})"
         else:
             todo.append((name, TrainTask(to_dict(run_cfg), str(run_dir), profile.signal)))
     return todo

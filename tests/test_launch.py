@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from cwn_bench.config import load_config
 from cwn_bench.errors import UserError
 
 from launch import snapshot
+from launch import sweep as sweepmod
 from launch.profile import load_profile, resolve_cluster
 from launch.submit import submit_sweep
 from launch.task import own_gpu
@@ -82,6 +85,23 @@ def test_dry_run_prints_the_array_script_and_submits_nothing(tmp_path, capsys, m
         assert line in out.splitlines(), line
     assert out.count("slurm job (dry run)") == 3
     assert Path(sweep_dir).parent == tmp_path / "out" and not Path(sweep_dir).exists()
+
+
+def test_a_run_training_now_is_not_submitted_again(tmp_path):
+    cfg = load_config(_config(tmp_path, tmp_path / "digits", seed=[0, 1]))  # absolute: the sweep hash holds
+    profile = load_profile(None, {"cluster": "debug", "runs_root": str(tmp_path / "runs")})
+    (name, run_dir, _), _ = sweepmod.runs(cfg, sweepmod.sweep_dir(cfg, profile.runs_root))
+    hold = ("import sys, time; from pathlib import Path; from cwn_bench.train.runlock import exclusive\n"
+            "with exclusive(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)")
+    trainer = subprocess.Popen([sys.executable, "-c", hold, str(run_dir)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert trainer.stdout.readline().strip() == "held"
+        sub = submit_sweep(cfg, profile, dry_run=True)
+    finally:
+        trainer.kill()
+        trainer.wait()
+    assert sub.skipped == {name: f"training now (pid {trainer.pid} on {os.uname().nodename})"}
+    assert list(sub.submitted) == ["seed=1"]
 
 
 def test_snapshot_copies_the_packages_and_refuses_uncommitted_code(tmp_path, monkeypatch):
