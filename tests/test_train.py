@@ -7,9 +7,11 @@ processes.  Resume comparisons are bitwise (``torch.equal``) with train.determin
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,6 +24,7 @@ import yaml
 from torch import nn
 
 from cwn_bench.config import SchedConfig, load_config
+from cwn_bench.data import build, module
 from cwn_bench.errors import UserError
 from cwn_bench.train import TrainingFailed, checkpoint, run
 from cwn_bench.train.metrics import MetricsLog
@@ -267,22 +270,45 @@ def test_sigkill_then_corrupt_newest_checkpoint_then_resume_is_exact(reference, 
     assert_same_run(run_dir, ref_dir)
 
 
+@pytest.mark.slow
+def test_a_resumed_run_reuses_the_saved_dataset_statistics(reference, tmp_path, monkeypatch):
+    """data.normalize=dataset: the first start computes the statistics (a decode pass over the
+    train split) and every checkpoint keeps them; a requeued run reads them back instead."""
+    config, ref_dir = reference
+    run_dir = tmp_path / "run"
+    shutil.copytree(ref_dir, run_dir)
+    for newest in sorted((run_dir / "checkpoints").glob("ckpt-*.pt"))[-2:]:
+        newest.unlink()  # as if killed in epoch 2: resumes at step 39/45 from ckpt-84
+    info = json.loads((run_dir / "run.json").read_text())
+    (run_dir / "run.json").write_text(json.dumps({**info, "status": "running"}))
+    saved = checkpoint.load(sorted((run_dir / "checkpoints").glob("ckpt-*.pt"))[-1])["data_stats"]
+    fresh = build(load_config(config)).stats
+    assert all(torch.equal(a, b) for a, b in zip(saved, fresh, strict=True))
+
+    def recomputed(batches):
+        raise AssertionError("the dataset statistics were computed again on resume")
+
+    monkeypatch.setattr(module, "feature_stats", recomputed)
+    assert run(load_config(config), run_dir) == "completed"
+    assert_same_run(run_dir, ref_dir)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def train_two_ranks(config: Path, run_dir: Path, timeout: int = 300) -> tuple[list, list]:
-    """`cwn-bench train` as ranks 0 and 1 of a gloo group (16 images per rank): the
-    processes and their (stdout, stderr)."""
+def train_two_ranks(config: Path, run_dir: Path, timeout: int = 300, command: list[str] = CLI) -> tuple[list, list]:
+    """`cwn-bench train` (``command``: the CLI or a script that calls it) as ranks 0 and 1 of a
+    gloo group (16 images per rank): the processes and their (stdout, stderr)."""
     port = str(free_port())
     procs = []
     for rank in range(2):
         env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
                "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "OMP_NUM_THREADS": "1"}
-        procs.append(subprocess.Popen([*CLI, "train", str(config), "train.batch_size=16", "--run-dir", str(run_dir)],
-                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        args = [*command, "train", str(config), "train.batch_size=16", "--run-dir", str(run_dir)]
+        procs.append(subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     return procs, [p.communicate(timeout=timeout) for p in procs]
 
 
@@ -312,6 +338,35 @@ def test_two_process_gloo_ddp_equals_one_process_with_the_global_batch(tmp_path,
         assert a["train_top1_err"] == pytest.approx(b["train_top1_err"], abs=0.2)  # one image = 0.07%
         assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-4)
         assert a["val_top1_err"] == pytest.approx(b["val_top1_err"], abs=0.6)  # one image = 0.28%
+
+
+# `cwn-bench train` that fails if a rank other than 0 makes the dataset statistics' pass, and
+# prints a digest of the statistics each rank standardises its inputs with
+RANK_0_STATS = """
+import hashlib, os, sys
+from cwn_bench.data import module
+from cwn_bench.cli import main
+compute, use = module.feature_stats, module.DataModule.use_dataset_stats
+def rank_0_only(batches):
+    assert os.environ["RANK"] == "0", "rank " + os.environ["RANK"] + " computed the dataset statistics"
+    return compute(batches)
+def use_and_show(self, stats=None):
+    use(self, stats)
+    digest = hashlib.sha256(b"".join(t.numpy().tobytes() for t in self.stats)).hexdigest()
+    print("dataset stats", digest, file=sys.stderr)
+module.feature_stats, module.DataModule.use_dataset_stats = rank_0_only, use_and_show
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_rank_0_alone_computes_the_dataset_statistics_and_rank_1_receives_them(tmp_path, digits_root):
+    config = write_config(tmp_path, digits_root, train={"epochs": 1, "steps_per_epoch": 2})
+    procs, outs = train_two_ranks(config, tmp_path / "run", command=[sys.executable, "-c", RANK_0_STATS])
+    assert [p.returncode for p in procs] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
+    want = hashlib.sha256(b"".join(t.numpy().tobytes() for t in build(load_config(config)).stats)).hexdigest()
+    for _, err in outs:
+        assert [line.split()[-1] for line in err.splitlines() if line.startswith("dataset stats")] == [want]
 
 
 @pytest.mark.slow

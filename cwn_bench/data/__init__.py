@@ -13,14 +13,14 @@ import torch
 from cwn_bench.config import Config
 from cwn_bench.data import folder, small
 from cwn_bench.data.digits import make_digits_dataset
-from cwn_bench.data.module import DataModule
+from cwn_bench.data.module import DataModule, Stats
 from cwn_bench.data.sized_jpegs import make_sized_jpegs
 from cwn_bench.data.sources import FileSource
 from cwn_bench.data.synthetic import SyntheticData
 from cwn_bench.data.torch_loader import TorchData
 from cwn_bench.errors import UserError
 
-__all__ = ["DataModule", "build", "make_digits_dataset", "make_sized_jpegs"]
+__all__ = ["DataModule", "Stats", "build", "make_digits_dataset", "make_sized_jpegs"]
 
 
 def _num_classes(cfg: Config, found: int) -> int:
@@ -30,8 +30,12 @@ def _num_classes(cfg: Config, found: int) -> int:
     return wanted or found
 
 
-def build(cfg: Config, rank: int = 0, world_size: int = 1, device: torch.device | None = None) -> DataModule:
-    """The data module of ``cfg`` for ``rank`` of ``world_size``; batches land on ``device`` (CPU if None)."""
+def build(cfg: Config, rank: int = 0, world_size: int = 1, device: torch.device | None = None,
+          stats: Stats | None = None) -> DataModule:
+    """The data module of ``cfg`` for ``rank`` of ``world_size``; batches land on ``device`` (CPU if None).
+    With ``data.normalize: dataset`` inputs are standardised with ``stats`` (e.g. from a checkpoint)
+    or, when None, with statistics made by rank 0 in a pass over the train split (see
+    :meth:`DataModule.dataset_stats`: in a process group every rank must call ``build``)."""
     device = torch.device("cpu") if device is None else device
     d = cfg.data
     if d.loader == "synthetic" or d.name == "synthetic":
@@ -52,5 +56,5 @@ def build(cfg: Config, rank: int = 0, world_size: int = 1, device: torch.device 
         else:
             module = TorchData(cfg, rank, world_size, device, train, val, num_classes)
     if d.normalize == "dataset":
-        module.use_dataset_stats()
+        module.use_dataset_stats(stats)
     return module

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import torch
+import torch.distributed as dist
 from torch import Tensor
 
 from cwn_bench.config import Config
@@ -19,6 +20,7 @@ from cwn_bench.data.sources import ArraySource, FileSource
 from cwn_bench.data.transforms import Normalizer, feature_stats
 
 RawBatch = tuple[Tensor, Tensor, int]  # uint8 images [B, C, S, S], labels [B], skipped
+Stats = tuple[Tensor, Tensor]  # the train split's per-feature mean and std [C, S, S], float32 on the CPU
 Source = FileSource | ArraySource
 
 
@@ -32,7 +34,8 @@ class DataModule:
 
     Attributes: ``num_classes``; ``in_shape`` (per-sample shape, e.g. ``(3, 224, 224)``);
     ``steps_per_epoch`` (full train batches per rank, equal on all ranks); ``train_size`` /
-    ``val_size`` (whole splits); ``skipped`` (corrupt images skipped so far)."""
+    ``val_size`` (whole splits); ``skipped`` (corrupt images skipped so far); ``stats``
+    (the :data:`Stats` in use with ``data.normalize: dataset``, else None)."""
 
     def __init__(self, cfg: Config, rank: int, world_size: int, device: torch.device, *, num_classes: int,
                  in_shape: tuple[int, ...], train_size: int, val_size: int) -> None:
@@ -42,13 +45,30 @@ class DataModule:
         self.batch_size = cfg.train.batch_size
         self.steps_per_epoch = sharding.steps_per_epoch(train_size, self.batch_size, world_size)
         self.skipped = 0
+        self.stats: Stats | None = None
         self.normalize = Normalizer.imagenet(in_shape[0], device, cfg.train.channels_last)
 
-    def use_dataset_stats(self) -> None:
-        """Standardise each input feature with the train split's mean and std (one
-        deterministic pass over it with the evaluation crop; the same on every rank)."""
-        mean, std = feature_stats(images for images, _, _ in self._raw_train_plain())
-        self.normalize = Normalizer(mean, std, self.device, self.cfg.train.channels_last)
+    def use_dataset_stats(self, stats: Stats | None = None) -> None:
+        """Standardise each input feature with the train split's mean and std: ``stats`` (saved
+        by an earlier start of the run) or, when None, :meth:`dataset_stats`."""
+        self.stats = self.dataset_stats() if stats is None else stats
+        self.normalize = Normalizer(*self.stats, self.device, self.cfg.train.channels_last)
+
+    def dataset_stats(self) -> Stats:
+        """The train split's per-feature mean and std: one deterministic pass over the whole split
+        with the evaluation crop, summed in float64. Rank 0 alone makes the pass and broadcasts
+        the result when a torch.distributed group exists (a collective: every rank calls this);
+        without one each rank makes the same pass."""
+        shared = self.world_size > 1 and dist.is_available() and dist.is_initialized()
+        if self.rank == 0 or not shared:
+            both = torch.stack(feature_stats(images for images, _, _ in self._raw_train_plain()))
+        else:
+            both = torch.empty(2, *self.in_shape)
+        if shared:  # [2, C, S, S] float32: 1.2 MB at 3x224x224; the other ranks wait for rank 0's pass
+            both = both.to(self.device)
+            dist.broadcast(both, src=0)
+        mean, std = both.cpu()
+        return mean, std
 
     def train_batches(self, epoch: int, start_step: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
         """Float images ``[B, *in_shape]`` and int64 labels ``[B]`` on the device; batches

@@ -64,7 +64,11 @@ class Trainer:
         self.ckpt_dir = run_dir / "checkpoints"
         _torch_flags(cfg)
         rng.seed_all(cfg.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
-        self.data = datamod.build(cfg, env.rank, env.world_size, env.device)
+        self.log = MetricsLog(run_dir / METRICS, env.is_main)
+        found = self.latest_checkpoint()
+        # data.normalize=dataset: the statistics come from the run's first start (saved in every checkpoint)
+        stats = found[0].get("data_stats") if found else None
+        self.data = datamod.build(cfg, env.rank, env.world_size, env.device, stats)
         self.steps = min(self.data.steps_per_epoch, cfg.train.steps_per_epoch or self.data.steps_per_epoch)
         if self.steps < 1:
             raise UserError(f"{cfg.data.root or cfg.data.name}: {self.data.train_size} training images give "
@@ -85,9 +89,8 @@ class Trainer:
         rng.seed_all(cfg.seed + 7919 * env.rank)  # per-rank stream for dropout and the like
         self.epoch = 0  # epoch in progress, 0-based
         self.meter = EpochMeter(env.device)
-        self.log = MetricsLog(run_dir / METRICS, env.is_main)
         self.progress = Progress(env.is_main, cfg.train.log_every, cfg.train.epochs)
-        self.resumed_from = self.resume()
+        self.resumed_from = self.resume(found)
         self.last_save = time.monotonic()
 
     # ------------------------------------------------------------------ files
@@ -127,13 +130,14 @@ class Trainer:
         if self.env.is_main:
             state = {"format": 1, "model": self.eng.model.state_dict(), "optimizer": self.eng.optimizer.state_dict(),
                      "scaler": self.eng.scaler.state_dict(), "epoch": self.epoch, "global_step": self.global_step,
-                     "meter": meter, "rng": rngs, "world_size": self.env.world_size}
+                     "meter": meter, "rng": rngs, "world_size": self.env.world_size, "data_stats": self.data.stats}
             checkpoint.save(state, self.ckpt_dir, self.global_step, self.cfg.train.keep_checkpoints)
         distributed.barrier(self.env)
         self.last_save = time.monotonic()
 
-    def resume(self) -> str | None:
-        """Load the newest readable checkpoint (if any); cut metrics.jsonl back to it.
+    def latest_checkpoint(self) -> tuple[dict[str, Any], Path] | None:
+        """The newest readable checkpoint ``(state, path)`` on every rank, or None; cuts
+        metrics.jsonl back to it.
 
         Rank 0 picks the checkpoint and trims the log; a UserError there (no readable
         checkpoint, a corrupt log line) is broadcast so every rank raises it at once
@@ -151,7 +155,13 @@ class Trainer:
             raise UserError(problem)
         if path is None:
             return None
-        state = found[0] if found else checkpoint.load(Path(path))
+        return found or (checkpoint.load(Path(path)), Path(path))
+
+    def resume(self, found: tuple[dict[str, Any], Path] | None) -> str | None:
+        """Continue from ``found`` (:meth:`latest_checkpoint`), if any: its checkpoint's name."""
+        if found is None:
+            return None
+        state, path = found
         self.eng.model.load_state_dict(state["model"])
         self.eng.optimizer.load_state_dict(state["optimizer"])
         self.eng.scaler.load_state_dict(state["scaler"])
@@ -165,7 +175,7 @@ class Trainer:
         if self.env.is_main:
             print(f"resuming from {path}: epoch {self.epoch + 1}, step {self.meter.steps}/{self.steps}",
                   file=sys.stderr)
-        return Path(path).name
+        return path.name
 
     # ------------------------------------------------------------------ Control
 
