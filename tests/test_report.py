@@ -247,6 +247,9 @@ def test_overhead_csv_from_bench_jsonl(tmp_path):
                                                             "cwn-explicit": 18.1}, nan_ok=True)
     assert by_variant.loc["cwn-triton", "reason"] == "out of memory"
     assert (oh.card == "Test GPU").all()
+    with Image.open(out / "overhead_Test_GPU.png") as png:  # one card: one figure, one panel
+        assert png.width > 500 and png.height > 300
+    assert "](overhead_Test_GPU.png)" in md.read_text() and not list(out.glob("overhead_Test_CPU*"))
     ld = pd.read_csv(out / "loaders.csv")
     assert ld[["loader", "device", "img_per_s", "card"]].values.tolist() == [["dali", "cpu", 812.5, "Test CPU"]]
     assert (out / "overhead.tex").read_text().count(r"\toprule") == 1

@@ -1,12 +1,19 @@
-"""Training curves as in the paper's figures: train and val top-1 error (%) against
-epoch, one line per method (mean over seeds) with a min-max band, one PNG per dataset
-and model. Drawn on matplotlib's Agg canvas, without pyplot (no display, no global state)."""
+"""The report's figures, drawn on matplotlib's Agg canvas without pyplot (no display, no
+global state):
+
+- training curves as in the paper's figures: train and val top-1 error (%) against epoch,
+  one line per method (mean over seeds) with a min-max band, one PNG per dataset and model;
+- kernel overhead: each variant's time over the plain layer's, per layer shape, one PNG
+  per card (dozens of googlenet_bn shapes read better as points than as table rows).
+"""
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -61,6 +68,62 @@ def curves(epochs: pd.DataFrame, out: Path) -> list[Path]:
             _panel(ax, runs, column, ylabel)
         fig.suptitle(f"{dataset} / {model}: top-1 error, mean over seeds (band: min-max)")
         path = out / f"curves_{_safe(dataset)}_{_safe(model)}.png"
+        fig.savefig(path, dpi=110)
+        written.append(path)
+    return written
+
+
+VARIANT_COLORS = {"cwn-reference": "tab:gray", "cwn-explicit": "tab:orange", "cwn-triton": "tab:red",
+                  "cwn-compiled": "tab:purple", "wn": "tab:blue", "ws": "tab:green", "cwn": "tab:red"}
+FORMAT_MARKERS = {"nchw": "o", "nhwc": "s"}
+
+
+def _numbers_first(shape: str) -> list[int | str]:
+    """Sort key: ``64x96x28x28`` before ``64x128x28x28`` (its pieces alternate text, number)."""
+    return [int(piece) if i % 2 else piece for i, piece in enumerate(re.split(r"(\d+)", shape))]
+
+
+def _overhead_panel(ax: Axes, rows: pd.DataFrame, shapes: list[str]) -> None:
+    for (variant, fmt), series in rows.groupby(["variant", "memory_format"], sort=False, dropna=False):
+        geomean = float(np.exp(np.log(series.ratio_vs_plain).mean()))
+        ax.plot([shapes.index(s) for s in series["shape"]], series.ratio_vs_plain, ls="", ms=4,
+                marker=FORMAT_MARKERS.get(fmt, "^"), color=VARIANT_COLORS.get(variant),
+                label=f"{variant} {fmt} (geomean {geomean:.3f})")
+    ax.axhline(1.0, color="black", lw=0.8)
+    ax.set_yscale("log")  # ratios from ~1.01 (fused) to several x (naive) on one axis
+    ax.yaxis.set_major_formatter("{x:.2f}")
+    ax.yaxis.set_minor_formatter("{x:.2f}")
+    ax.tick_params(axis="y", which="both", labelsize=7)
+    ax.set_xticks(range(len(shapes)), [s.split(":", 1)[-1] for s in shapes], rotation=90, fontsize=6)
+    ax.set_ylabel("time / plain (median of pairs)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the points, not on them
+
+
+def overhead_plots(oh: pd.DataFrame, out: Path) -> list[Path]:
+    """Write ``overhead_<card>.png`` under ``out`` from the overhead table's measured conv
+    and linear rows: x the layer shape, y time over plain (log scale), one panel per pass
+    and dtype, one series per variant and memory format; returns the files written."""
+    if oh.empty:
+        return []
+    conv = oh.bench.isna() | (oh.bench == "conv")  # step rows are whole models
+    rows = oh[conv & (oh.variant != "plain") & oh.ratio_vs_plain.notna()]
+    written = []
+    for card, per_card in rows.groupby("card", sort=False):
+        shapes = sorted(set(per_card["shape"]), key=_numbers_first)
+        panels = list(per_card.groupby(["pass", "dtype"], sort=False))
+        cols = min(len(panels), 2)
+        fig = Figure(figsize=(cols * max(7.0, 3.5 + 0.12 * len(shapes)), 4.5 * math.ceil(len(panels) / cols)),
+                     layout="constrained")
+        FigureCanvasAgg(fig)
+        axes = list(fig.subplots(math.ceil(len(panels) / cols), cols, squeeze=False).flat)
+        for ax, ((pass_, dtype), panel) in zip(axes, panels):
+            _overhead_panel(ax, panel, shapes)
+            ax.set_title(f"{pass_}, {dtype}")
+        for ax in axes[len(panels):]:  # an odd panel count leaves one empty
+            ax.set_visible(False)
+        fig.suptitle(f"{card}: CWN / WN / WS layer time over the plain layer")
+        path = out / f"overhead_{_safe(str(card))}.png"
         fig.savefig(path, dpi=110)
         written.append(path)
     return written

@@ -16,7 +16,7 @@ import pandas as pd
 from cwn_bench.errors import UserError
 from cwn_bench.report import sections as sec
 from cwn_bench.report import tables
-from cwn_bench.report.plots import curves
+from cwn_bench.report.plots import curves, overhead_plots
 from cwn_bench.report.read import Inputs, read_inputs
 from cwn_bench.report.render import html_page, html_table, latex, markdown
 
@@ -34,16 +34,20 @@ def _tables(inputs: Inputs) -> dict[str, pd.DataFrame]:
             "runs": tables.reproducibility(inputs.runs), **out}
 
 
-def _sections(data: dict[str, pd.DataFrame], images: list[str]) -> list[sec.Section]:
+def _sections(data: dict[str, pd.DataFrame], images: dict[str, list[str]]) -> list[sec.Section]:
+    """The report's sections in order; ``images`` holds the PNGs of "curves" (a section of
+    its own) and "overhead" (shown above that section's table)."""
     builders = [("accuracy", sec.accuracy_section), ("convergence", sec.convergence_section),
                 ("error_at_epochs", sec.error_at_epochs_section), ("throughput", sec.throughput_section),
                 ("overhead", sec.overhead_section), ("loaders", sec.loaders_section), ("runs", sec.runs_section),
                 ("missing", sec.missing_section), ("problems", sec.problems_section)]
     out = [build(data[key]) for key, build in builders if key in data and not data[key].empty]
-    if images:
+    for part in out:
+        part.images = images.get(part.key, [])
+    if images.get("curves"):
         curves_note = "Mean over seeds of completed and running runs; the band spans min to max."
         out.insert(1 if out and out[0].key == "accuracy" else 0,
-                   sec.Section("curves", "Training curves", curves_note, pd.DataFrame(), images))
+                   sec.Section("curves", "Training curves", curves_note, pd.DataFrame(), images["curves"]))
     return out
 
 
@@ -77,8 +81,8 @@ def _html(title: str, lines: list[str], parts: list[sec.Section]) -> str:
 
 def write_report(paths: list[Path], out: Path) -> Path:
     """Read every run dir, sweep dir and bench JSONL under ``paths`` and write the report
-    under ``out``: CSV tables, LaTeX (booktabs) tables, PNG curves, ``report.md`` and
-    ``index.html``. Returns the path of ``report.md``. A path that does not exist, or an
+    under ``out``: CSV tables, LaTeX (booktabs) tables, PNG curves and overhead plots,
+    ``report.md`` and ``index.html``. Returns the path of ``report.md``. A path that does not exist, or an
     ``out`` that is a file, is a UserError; a bad input file is counted, not fatal."""
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -88,7 +92,8 @@ def write_report(paths: list[Path], out: Path) -> Path:
     data = _tables(inputs)
     for key, frame in data.items():
         frame.to_csv(out / f"{key}.csv", index=False)
-    images = [p.name for p in curves(inputs.epochs, out)] if not inputs.epochs.empty else []
+    images = {"curves": [p.name for p in curves(inputs.epochs, out)] if not inputs.epochs.empty else [],
+              "overhead": [p.name for p in overhead_plots(data["overhead"], out)]}
     parts = _sections(data, images)
     for part in parts:
         if part.latex:
