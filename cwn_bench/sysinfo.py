@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import json
+import os
 import platform
 import re
 import shutil
@@ -54,7 +55,9 @@ def gpu_driver() -> str | None:
 def code_version() -> dict[str, Any]:
     """``{"commit", "dirty", "snapshot"}`` of the running code. Jobs run from a copy of the
     packages taken at submission (``launch.snapshot``), which has no ``.git`` but a
-    ``SNAPSHOT.json`` beside the packages recording the commit; a checkout asks git."""
+    ``SNAPSHOT.json`` beside the packages recording the commit; a checkout asks git; a
+    tree copied without either (rsync, a lent GPU machine) names its commit in
+    ``CWN_BENCH_COMMIT`` (dirty state unknown)."""
     snapshot = PACKAGE_DIR.parent / "SNAPSHOT.json"
     if snapshot.is_file():
         try:
@@ -63,8 +66,10 @@ def code_version() -> dict[str, Any]:
         except (OSError, ValueError):
             pass
     commit = run_command(["git", "rev-parse", "HEAD"], PACKAGE_DIR)
+    if commit is None:
+        return {"commit": os.environ.get("CWN_BENCH_COMMIT") or None, "dirty": None, "snapshot": None}
     status = run_command(["git", "status", "--porcelain", "--untracked-files=no"], PACKAGE_DIR)
-    return {"commit": commit, "dirty": bool(status) if commit else None, "snapshot": None}
+    return {"commit": commit, "dirty": bool(status), "snapshot": None}
 
 
 def _version(dist_name: str) -> str | None:
