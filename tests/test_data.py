@@ -1,7 +1,12 @@
 """Data: the digits folder, the torch and synthetic loaders, sharding, determinism and exact
 resume, dataset standardisation, CIFAR/SVHN files. Everything goes through data.build."""
 
+import gc
+import multiprocessing
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -66,6 +71,56 @@ def test_torch_loader_leaves_the_global_rng_alone(digits_root):
     next(iter(dm.train_batches(0, start_step=20)))
     next(iter(dm.val_batches()))
     assert torch.equal(torch.get_rng_state(), state)
+
+
+def worker_pids() -> set[int]:
+    return {p.pid for p in multiprocessing.active_children()}
+
+
+def test_torch_loader_workers_serve_every_pass_and_end_with_the_module(digits_root):
+    """One DataLoader per split keeps its workers from pass to pass (restarting them cost ~0.1 s
+    per pass); batches stay a function of (seed, epoch), a pass abandoned half-way leaves
+    nothing behind for the next one, and the workers end with the data module."""
+    before = worker_pids()
+    dm = build(config(digits_root, batch_size=64, workers=2))
+    epoch1 = list(dm.train_batches(1))
+    train_workers = worker_pids() - before
+    assert len(train_workers) == 2
+    next(iter(dm.val_batches()))  # abandoned with batches queued
+    val = list(dm.val_batches())
+    next(iter(dm.train_batches(2)))
+    in_process = build(config(digits_root, batch_size=64)).train_batches(1)  # workers=0
+    for (a, la), (b, lb), (c, lc) in zip(epoch1, dm.train_batches(1), in_process, strict=True):
+        assert torch.equal(a, b) and torch.equal(a, c) and torch.equal(la, lb) and torch.equal(la, lc)
+    assert len(val) == 6 and sum(len(labels) for _, labels in val) == dm.val_size
+    assert len(worker_pids() - before) == 4 and train_workers <= worker_pids()
+    first = dm.train_batches(3)
+    next(first)
+    next(dm.train_batches(4))
+    with pytest.raises(RuntimeError, match="second pass over the same split"):
+        next(first)
+    del dm, first
+    gc.collect()
+    assert not worker_pids() - before
+
+
+# exits with a data module alive and a pass abandoned half-way; prints its worker processes' ids
+EXIT_WITH_WORKERS = """
+import multiprocessing, sys
+from cwn_bench.config import from_dict
+from cwn_bench.data import build
+dm = build(from_dict({"data": {"root": sys.argv[1], "image_size": 8, "workers": 2}, "train": {"batch_size": 64}}))
+next(iter(dm.train_batches(0)))
+print(*[p.pid for p in multiprocessing.active_children()])
+"""
+
+
+def test_torch_loader_workers_end_with_the_process(digits_root):
+    done = subprocess.run([sys.executable, "-c", EXIT_WITH_WORKERS, str(digits_root)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and not done.stderr, done.stderr
+    pids = [int(pid) for pid in done.stdout.split()]
+    assert len(pids) == 2 and not [pid for pid in pids if Path(f"/proc/{pid}").exists()]
 
 
 def test_sharding_plans():

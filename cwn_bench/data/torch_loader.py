@@ -4,6 +4,12 @@ Samples are addressed by ``(index, epoch)`` keys (``augment.EVAL``: evaluation c
 comes from :mod:`cwn_bench.data.augment` and not from a worker's RNG. A corrupt image does
 not raise inside a worker (its traceback would reach the user); the item carries the
 message and the main process raises it as one clear error.
+
+Each split has one DataLoader whose worker processes start at its first pass and serve every
+later one (``persistent_workers``: restarting 2 workers cost ~0.1 s per pass on a 2-core VM, and
+a digits training epoch, train + val pass, took 1.22 s instead of 1.05 s, medians over 12 epochs).
+Its batch sampler is a :class:`_Plan` given each pass's batches. The workers end when the data
+module is garbage-collected or the process exits.
 """
 
 from __future__ import annotations
@@ -43,22 +49,51 @@ class _Samples(Dataset):
         return crop_resize(img, crop, size), self.source.labels[j], skipped, ""
 
 
+class _Plan:
+    """A DataLoader's ``batch_sampler``: the batches of ``(index, epoch)`` keys of the current
+    pass, replaced before each pass (the loader calls ``iter`` on it when a pass starts)."""
+
+    def __init__(self) -> None:
+        self.keys: list[list[tuple[int, int]]] = []
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        return iter(self.keys)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
 def _collate(items: list[tuple[torch.Tensor, int, int, str]]) -> tuple[torch.Tensor, torch.Tensor, int, str]:
     images, labels, skipped, errors = zip(*items)
     return torch.stack(images), torch.tensor(labels), sum(skipped), next((e for e in errors if e), "")
 
 
 class TorchData(SourceData):
-    """Folder or in-memory data through ``torch.utils.data.DataLoader`` (``data.workers`` processes)."""
+    """Folder or in-memory data through ``torch.utils.data.DataLoader`` (``data.workers`` processes
+    per split, kept from pass to pass)."""
+
+    def __init__(self, cfg: Config, rank: int, world_size: int, device: torch.device, train: Source, val: Source,
+                 num_classes: int) -> None:
+        super().__init__(cfg, rank, world_size, device, train, val, num_classes)
+        self._loaders = {id(source): self._loader(source) for source in (train, val)}
+
+    def _loader(self, source: Source) -> DataLoader:
+        workers = self.cfg.data.workers
+        # a generator of its own: the loader draws its workers' base seed from it (once, when they start;
+        # without workers at every pass), and drawing from torch's global one would leave a run resumed
+        # mid-epoch (whose loader starts afresh) one draw off the uninterrupted run in every later CPU
+        # random number and checkpointed RNG state
+        return DataLoader(_Samples(source, self.cfg), batch_sampler=_Plan(), num_workers=workers,
+                          collate_fn=_collate, pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
+                          generator=torch.Generator())
 
     def _load(self, source: Source, plan: list[list[int]], epoch: int) -> Iterator[RawBatch]:
-        keys = [[(i, epoch) for i in batch] for batch in plan]
-        # a generator of its own: each iterator draws its workers' base seed from it, and drawing from
-        # torch's global one would leave a run resumed mid-epoch (which starts this loader afresh) one
-        # draw off the uninterrupted run in every later CPU random number and checkpointed RNG state
-        loader = DataLoader(_Samples(source, self.cfg), batch_sampler=keys, num_workers=self.cfg.data.workers,
-                            collate_fn=_collate, pin_memory=self.device.type == "cuda", generator=torch.Generator())
-        for images, labels, skipped, error in loader:
+        loader = self._loaders[id(source)]
+        keys = loader.batch_sampler.keys = [[(i, epoch) for i in batch] for batch in plan]
+        for images, labels, skipped, error in loader:  # a new pass drops what an abandoned one left queued
+            if loader.batch_sampler.keys is not keys:
+                raise RuntimeError("a second pass over the same split started before this one ended; "
+                                   "a data module serves one pass per split at a time")
             if error:
                 raise UserError(error)
             yield images, labels, skipped
