@@ -4,6 +4,7 @@ no traceback from the CLI, or with data.skip_corrupt the file skipped and counte
 import shutil
 
 import pytest
+import torch
 
 from cwn_bench import cli
 from cwn_bench.config import from_dict
@@ -56,12 +57,12 @@ def test_fewer_samples_than_ranks(small_root, loader):
         build(config(small_root, loader), rank=0, world_size=5)
 
 
-def make_corrupt(root, kind):
-    path = root / "train" / "1" / "bad.jpg"
+def make_corrupt(root, kind, split="train"):
+    path = root / split / "1" / "bad.jpg"
     if kind == "text":
         path.write_text("this is not an image\n")
     else:  # a real JPEG cut in half
-        good = sorted((root / "train" / "1").glob("*.jpg"))[0].read_bytes()
+        good = sorted((root / split / "1").glob("*.jpg"))[0].read_bytes()
         path.write_bytes(good[: len(good) // 2])
     return path
 
@@ -74,6 +75,23 @@ def test_corrupt_file_is_named_or_skipped_and_counted(small_root, loader, kind):
         epoch(small_root, loader)
     dm, sizes = epoch(small_root, loader, skip_corrupt=True)
     assert sizes == [4] * 4 and dm.skipped == 1  # 17 files -> 4 full batches; bad.jpg replaced by its neighbour
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+def test_a_skipped_file_is_not_read_again(small_root, loader):
+    """skip_corrupt remembers an unreadable file (DALI: in the main process; torch: in the val
+    split's one persistent worker) and passes over it unread in later passes, with the same
+    count and replacement. The file is mended after the first pass: only a re-read would see it."""
+    bad = make_corrupt(small_root, "truncated", split="val")
+    dm = build(config(small_root, loader, skip_corrupt=True))
+    first = list(dm.val_batches())
+    assert dm.skipped == 1
+    shutil.copy(sorted((small_root / "val" / "1").glob("*.jpg"))[0], bad)
+    again = list(dm.val_batches())
+    assert dm.skipped == 2
+    assert all(torch.equal(a, b) and torch.equal(la, lb) for (a, la), (b, lb) in zip(first, again, strict=True))
+    mended = build(config(small_root, loader, skip_corrupt=True))
+    assert sum(len(labels) for _, labels in mended.val_batches()) == 9 and mended.skipped == 0
 
 
 @pytest.mark.parametrize("loader", LOADERS)

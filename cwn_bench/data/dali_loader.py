@@ -72,7 +72,7 @@ class _Feeder:
         used = []  # the files actually fed (after skips), to name one DALI fails on
         try:
             for i in batch:
-                j, (data, width, height), skipped = first_readable(len(self.source), i, self._read, self.skip_corrupt)
+                j, (data, width, height), skipped = first_readable(self.source, i, self._read, self.skip_corrupt)
                 used.append(j)
                 b: Box = self.box(i, width, height)
                 for column, value in zip(columns, (data, np.array([b.x, b.y], np.float32),

@@ -16,12 +16,11 @@ from torch import Tensor
 from cwn_bench.config import Config
 from cwn_bench.data import sharding
 from cwn_bench.data.augment import EVAL
-from cwn_bench.data.sources import ArraySource, FileSource
+from cwn_bench.data.sources import Source
 from cwn_bench.data.transforms import Normalizer, feature_stats
 
 RawBatch = tuple[Tensor, Tensor, int]  # uint8 images [B, C, S, S], labels [B], skipped
 Stats = tuple[Tensor, Tensor]  # the train split's per-feature mean and std [C, S, S], float32 on the CPU
-Source = FileSource | ArraySource
 
 
 def image_shape(cfg: Config) -> tuple[int, int, int]:

@@ -1,7 +1,9 @@
 """Where samples come from: image files (checked, decoded by PIL) or in-memory uint8 arrays
 (CIFAR/SVHN). A source knows its length, labels and how to give sample ``i`` as a PIL image;
 with ``skip_corrupt`` an unreadable sample is replaced by the next readable one (wrapping),
-which keeps batches full and the replacement a pure function of the files."""
+which keeps batches full and the replacement a pure function of the files. A source remembers
+the samples found unreadable (``unreadable``, per process: the main one, or each DataLoader
+worker for itself) and passes over them later without reading them again."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ class FileSource:
 
     def __init__(self, files: list[str], labels: list[int], grayscale: bool) -> None:
         self.files, self.labels, self.grayscale = files, labels, grayscale
+        self.unreadable: set[int] = set()  # indices first_readable found unreadable
 
     def __len__(self) -> int:
         return len(self.files)
@@ -36,6 +39,7 @@ class ArraySource:
     def __init__(self, images: np.ndarray, labels: np.ndarray, grayscale: bool) -> None:
         self.images, self.labels = np.ascontiguousarray(images), labels.astype(np.int64).tolist()
         self.grayscale = grayscale
+        self.unreadable: set[int] = set()  # stays empty: arrays in memory always read
 
     def __len__(self) -> int:
         return len(self.images)
@@ -45,15 +49,23 @@ class ArraySource:
         return img.convert("L" if self.grayscale else "RGB")
 
 
-def first_readable(n: int, i: int, read: Callable[[int], T], skip_corrupt: bool) -> tuple[int, T, int]:
-    """``(index, read(index), skipped)`` for sample ``i`` of ``n``, or with ``skip_corrupt`` the
-    next readable one (wrapping) and how many unreadable ones were passed over. Without
-    ``skip_corrupt`` the :class:`CorruptImageError` of sample ``i`` propagates."""
+Source = FileSource | ArraySource
+
+
+def first_readable(source: Source, i: int, read: Callable[[int], T], skip_corrupt: bool) -> tuple[int, T, int]:
+    """``(index, read(index), skipped)`` for sample ``i`` of ``source``, or with ``skip_corrupt``
+    the next readable one (wrapping) and how many unreadable ones were passed over; those are
+    added to ``source.unreadable`` and passed over unread next time (same index, same count).
+    Without ``skip_corrupt`` the :class:`CorruptImageError` of sample ``i`` propagates."""
+    n = len(source)
     for skipped in range(n):
         j = (i + skipped) % n
+        if j in source.unreadable:
+            continue
         try:
             return j, read(j), skipped
         except CorruptImageError:
             if not skip_corrupt:
                 raise
+            source.unreadable.add(j)
     raise CorruptImageError(f"all {n} images", "none could be decoded")

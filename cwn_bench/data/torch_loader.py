@@ -42,7 +42,7 @@ class _Samples(Dataset):
         index, epoch = key
         size = self.data.image_size
         try:
-            j, img, skipped = first_readable(len(self.source), index, self.source.image, self.data.skip_corrupt)
+            j, img, skipped = first_readable(self.source, index, self.source.image, self.data.skip_corrupt)
         except CorruptImageError as err:
             return torch.zeros(self.channels, size, size, dtype=torch.uint8), -1, 0, str(err)
         crop = box(self.data, self.seed, epoch, index, *img.size)
