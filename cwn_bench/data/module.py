@@ -63,7 +63,9 @@ class DataModule:
             both = torch.stack(feature_stats(images for images, _, _ in self._raw_train_plain()))
         else:
             both = torch.empty(2, *self.in_shape)
-        if shared:  # [2, C, S, S] float32: 1.2 MB at 3x224x224; the other ranks wait for rank 0's pass
+        # [2, C, S, S] float32, 1.2 MB at 3x224x224. The other ranks wait here for rank 0's pass, which
+        # must end within the group's timeout (30 min from cwn_bench.train.distributed.init)
+        if shared:
             both = both.to(self.device)
             dist.broadcast(both, src=0)
         mean, std = both.cpu()
