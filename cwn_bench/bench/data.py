@@ -13,6 +13,7 @@ image: a cost that a busy machine distorts less than wall time), then ``{"kind":
 
 from __future__ import annotations
 
+import os
 import resource
 import statistics
 import time
@@ -28,11 +29,26 @@ from cwn_bench.config import DataConfig, TrainConfig, from_dict
 from cwn_bench.data import DataModule, build
 
 
+def _live_children_cpu_seconds() -> float:
+    """CPU time so far of this process's running children (Linux ``/proc``; 0 elsewhere):
+    the persistent DataLoader workers, which ``RUSAGE_CHILDREN`` counts only once they have
+    exited and been reaped. Reads one small file per process on the machine (~1 ms)."""
+    me, ticks = os.getpid(), 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:  # after the ")" closing the command name: state, ppid, ..., utime (field 14), stime (15)
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):  # a process that ended while we looked
+            continue
+        if int(fields[1]) == me:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def _cpu_seconds() -> float:
-    """CPU time of this process (DALI's threads included) and of its finished children
-    (DataLoader workers, which exit at the end of each epoch)."""
+    """CPU time of this process (DALI's threads included) and of its children, running
+    (DataLoader workers) or finished."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime + _live_children_cpu_seconds()
 
 
 def _time_epochs(data: DataModule, loader: str, epochs: int, sync: Any) -> tuple[int, float, float]:

@@ -1,0 +1,21 @@
+"""``bench data``'s CPU accounting: persistent DataLoader workers live through every
+timed epoch, so their CPU time must be read while they run."""
+
+import subprocess
+import sys
+
+from cwn_bench.bench.data import _cpu_seconds
+
+BURN = ("import time\nt = time.process_time()\nwhile time.process_time() - t < 0.5:\n    pass\n"
+        "print('burnt', flush=True)\ntime.sleep(60)")
+
+
+def test_cpu_time_counts_a_child_that_is_still_running():
+    before = _cpu_seconds()
+    child = subprocess.Popen([sys.executable, "-c", BURN], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "burnt"
+        assert _cpu_seconds() - before >= 0.5  # the child's 0.5 s of CPU (and its start-up) while it lives
+    finally:
+        child.kill()
+        child.wait()
