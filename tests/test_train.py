@@ -285,10 +285,10 @@ def test_a_resumed_run_reuses_the_saved_dataset_statistics(reference, tmp_path, 
     fresh = build(load_config(config)).stats
     assert all(torch.equal(a, b) for a, b in zip(saved, fresh, strict=True))
 
-    def recomputed(batches):
+    def recomputed(batches, shape):
         raise AssertionError("the dataset statistics were computed again on resume")
 
-    monkeypatch.setattr(module, "feature_stats", recomputed)
+    monkeypatch.setattr(module, "feature_sums", recomputed)
     assert run(load_config(config), run_dir) == "completed"
     assert_same_run(run_dir, ref_dir)
 
@@ -340,33 +340,38 @@ def test_two_process_gloo_ddp_equals_one_process_with_the_global_batch(tmp_path,
         assert a["val_top1_err"] == pytest.approx(b["val_top1_err"], abs=0.6)  # one image = 0.28%
 
 
-# `cwn-bench train` that fails if a rank other than 0 makes the dataset statistics' pass, and
-# prints a digest of the statistics each rank standardises its inputs with
-RANK_0_STATS = """
-import hashlib, os, sys
+# `cwn-bench train` that prints how many images each rank summed for the dataset statistics
+# and a digest of the statistics it standardises its inputs with
+SHARED_STATS = """
+import hashlib, sys
 from cwn_bench.data import module
 from cwn_bench.cli import main
-compute, use = module.feature_stats, module.DataModule.use_dataset_stats
-def rank_0_only(batches):
-    assert os.environ["RANK"] == "0", "rank " + os.environ["RANK"] + " computed the dataset statistics"
-    return compute(batches)
+sums, use = module.feature_sums, module.DataModule.use_dataset_stats
+def count_and_sum(batches, shape):
+    result = sums(batches, shape)
+    print("summed", int(result[0].flatten()[0]), file=sys.stderr)
+    return result
 def use_and_show(self, stats=None):
     use(self, stats)
     digest = hashlib.sha256(b"".join(t.numpy().tobytes() for t in self.stats)).hexdigest()
     print("dataset stats", digest, file=sys.stderr)
-module.feature_stats, module.DataModule.use_dataset_stats = rank_0_only, use_and_show
+module.feature_sums, module.DataModule.use_dataset_stats = count_and_sum, use_and_show
 sys.exit(main(sys.argv[1:]))
 """
 
 
 @pytest.mark.slow
-def test_rank_0_alone_computes_the_dataset_statistics_and_rank_1_receives_them(tmp_path, digits_root):
+def test_each_rank_sums_a_share_and_all_get_the_single_process_statistics(tmp_path, digits_root):
     config = write_config(tmp_path, digits_root, train={"epochs": 1, "steps_per_epoch": 2})
-    procs, outs = train_two_ranks(config, tmp_path / "run", command=[sys.executable, "-c", RANK_0_STATS])
+    procs, outs = train_two_ranks(config, tmp_path / "run", command=[sys.executable, "-c", SHARED_STATS])
     assert [p.returncode for p in procs] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
-    want = hashlib.sha256(b"".join(t.numpy().tobytes() for t in build(load_config(config)).stats)).hexdigest()
+    single = build(load_config(config))
+    want = hashlib.sha256(b"".join(t.numpy().tobytes() for t in single.stats)).hexdigest()
+    shares = []
     for _, err in outs:
         assert [line.split()[-1] for line in err.splitlines() if line.startswith("dataset stats")] == [want]
+        shares += [int(line.split()[-1]) for line in err.splitlines() if line.startswith("summed")]
+    assert sum(shares) == single.train_size and len(shares) == 2 and abs(shares[0] - shares[1]) <= 16  # one batch
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ from cwn_bench.config import Config
 from cwn_bench.data import sharding
 from cwn_bench.data.augment import EVAL
 from cwn_bench.data.sources import Source
-from cwn_bench.data.transforms import Normalizer, feature_stats
+from cwn_bench.data.transforms import Normalizer, feature_stats, feature_sums
 
 RawBatch = tuple[Tensor, Tensor, int]  # uint8 images [B, C, S, S], labels [B], skipped
 Stats = tuple[Tensor, Tensor]  # the train split's per-feature mean and std [C, S, S], float32 on the CPU
@@ -54,22 +54,20 @@ class DataModule:
         self.normalize = Normalizer(*self.stats, self.device, self.cfg.train.channels_last)
 
     def dataset_stats(self) -> Stats:
-        """The train split's per-feature mean and std: one deterministic pass over the whole split
-        with the evaluation crop, summed in float64. Rank 0 alone makes the pass and broadcasts
-        the result when a torch.distributed group exists (a collective: every rank calls this);
-        without one each rank makes the same pass."""
+        """The train split's per-feature mean and std with the evaluation crop. In a
+        torch.distributed group (a collective: every rank calls this) each rank sums every
+        ``world_size``-th batch of the split and an all_reduce adds the sums; the sums are
+        exact integers, so the result is bitwise the same for any number of ranks, and each
+        rank decodes 1/world_size of the split."""
+        plan = self._plain_plan()
         shared = self.world_size > 1 and dist.is_available() and dist.is_initialized()
-        if self.rank == 0 or not shared:
-            both = torch.stack(feature_stats(images for images, _, _ in self._raw_train_plain()))
-        else:
-            both = torch.empty(2, *self.in_shape)
-        # [2, C, S, S] float32, 1.2 MB at 3x224x224. The other ranks wait here for rank 0's pass, which
-        # must end within the group's timeout (30 min from cwn_bench.train.distributed.init)
         if shared:
-            both = both.to(self.device)
-            dist.broadcast(both, src=0)
-        mean, std = both.cpu()
-        return mean, std
+            plan = plan[self.rank::self.world_size]
+        sums = feature_sums((images for images, _, _ in self._raw_train_plain(plan)), self.in_shape)
+        if shared:  # [3, C, S, S] int64: 3.6 MB at 3x224x224
+            sums = sums.to(self.device)
+            dist.all_reduce(sums)
+        return feature_stats(sums.cpu())
 
     def train_batches(self, epoch: int, start_step: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
         """Float images ``[B, *in_shape]`` and int64 labels ``[B]`` on the device; batches
@@ -100,8 +98,8 @@ class DataModule:
         """Val batches of indices ``plan``, evaluation crop."""
         raise NotImplementedError
 
-    def _raw_train_plain(self) -> Iterator[RawBatch]:
-        """The whole train split in order with the evaluation crop (for dataset statistics)."""
+    def _raw_train_plain(self, plan: list[list[int]]) -> Iterator[RawBatch]:
+        """Train batches of indices ``plan`` with the evaluation crop (for dataset statistics)."""
         raise NotImplementedError
 
     def _plain_plan(self) -> list[list[int]]:
@@ -131,5 +129,5 @@ class SourceData(DataModule):
     def _raw_val(self, plan: list[list[int]]) -> Iterator[RawBatch]:
         return self._load(self.val_source, plan, EVAL)
 
-    def _raw_train_plain(self) -> Iterator[RawBatch]:
-        return self._load(self.train_source, self._plain_plan(), EVAL)
+    def _raw_train_plain(self, plan: list[list[int]]) -> Iterator[RawBatch]:
+        return self._load(self.train_source, plan, EVAL)

@@ -37,5 +37,5 @@ class SyntheticData(DataModule):
     def _raw_val(self, plan: list[list[int]]) -> Iterator[RawBatch]:
         return self._batches(0, [len(b) for b in plan])
 
-    def _raw_train_plain(self) -> Iterator[RawBatch]:
-        return self._batches(0, [len(b) for b in self._plain_plan()])
+    def _raw_train_plain(self, plan: list[list[int]]) -> Iterator[RawBatch]:
+        return self._batches(0, [len(b) for b in plan])

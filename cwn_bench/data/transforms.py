@@ -49,16 +49,23 @@ class Normalizer:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
-def feature_stats(batches: Iterable[Tensor]) -> tuple[Tensor, Tensor]:
-    """Per-feature mean and std ``[C, H, W]`` of uint8 batches scaled to [0, 1], accumulated in
-    float64 (one pass: sum and sum of squares)."""
-    total = squares = None
-    count = 0
+def feature_sums(batches: Iterable[Tensor], shape: tuple[int, ...]) -> Tensor:
+    """``[3, *shape]`` int64 over uint8 batches ``[B, *shape]``: the number of images (in every
+    element), the sum and the sum of squares of each feature. Integers, so the sums of shards
+    add up to exactly the whole split's in any order (255**2 * N < 2**63 for N < 1.4e14)."""
+    sums = torch.zeros(3, *shape, dtype=torch.int64)
     for images in batches:
-        x = images.double().cpu() / 255
-        total = x.sum(0) if total is None else total + x.sum(0)
-        squares = (x * x).sum(0) if squares is None else squares + (x * x).sum(0)
-        count += len(x)
-    mean = total / count
-    return mean.float(), (squares / count - mean * mean).clamp_min(0).sqrt().float()
+        x = images.cpu().to(torch.int64)
+        sums[0] += len(x)
+        sums[1] += x.sum(0)
+        sums[2] += (x * x).sum(0)
+    return sums
 
+
+def feature_stats(sums: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-feature mean and std (float32 ``[C, H, W]``, images scaled to [0, 1]) from
+    :func:`feature_sums`, computed in float64."""
+    count, total, squares = sums.double()
+    mean = total / count
+    std = (squares / count - mean * mean).clamp_min(0).sqrt()
+    return (mean / 255).float(), (std / 255).float()
