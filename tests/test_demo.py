@@ -33,4 +33,4 @@ def test_demo_runs_the_whole_pipeline_and_resumes(tmp_path, digits_root):
 
     again = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "(0 submitted, 3 already done)" in again.stdout
+    assert "(0 submitted, 3 skipped)" in again.stdout
