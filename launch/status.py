@@ -1,5 +1,9 @@
 """``cwn-bench status SWEEP_DIR``: one row per run, from sacct and the run directories;
-and ``--wait``'s progress display."""
+and ``--wait``'s progress display.
+
+A job of submitit's local executor has no sacct record: if its run.json says running but
+no process holds the run directory's lock (:func:`cwn_bench.train.runlock.holder`), it
+was stopped or killed, and the row says so."""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from tqdm import tqdm
 
 from cwn_bench.errors import UserError
 from cwn_bench.report.jsonl import read_jsonl
-from cwn_bench.train import record
+from cwn_bench.train import record, runlock
 from cwn_bench.train.metrics import METRICS
 
 from launch import slurm_state
@@ -31,7 +35,7 @@ class Row:
     run: str
     job: str = "-"
     slurm: str = "-"  # SLURM state (sacct), "-" off SLURM
-    status: str = "pending"  # completed | failed | running | pending | incomplete
+    status: str = "pending"  # completed | failed | running | stopped | pending | incomplete
     restarts: int = 0
     epoch: str = "-"  # "done/total"
     val_top1_err: float | None = None  # percent
@@ -89,6 +93,9 @@ def rows(root: Path) -> list[Row]:
                 row.status = "failed" if state.state != "COMPLETED" else "incomplete"
                 tail = _stderr_tail(root, row.job)
                 row.reason = "; ".join(x for x in (row.reason, f"SLURM {state.state}", tail) if x)
+        if cluster == "local" and row.status == "running" and runlock.holder(root / row.run) is None:
+            row.status, problem = "stopped", "; ".join(
+                x for x in (problem, "no process is training it (stopped or killed): submit again to resume") if x)
         row.reason = "; ".join(x for x in (row.reason, problem) if x)
         out.append(row)
     return out

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -87,19 +85,12 @@ def test_dry_run_prints_the_array_script_and_submits_nothing(tmp_path, capsys, m
     assert Path(sweep_dir).parent == tmp_path / "out" and not Path(sweep_dir).exists()
 
 
-def test_a_run_training_now_is_not_submitted_again(tmp_path):
+def test_a_run_training_now_is_not_submitted_again(tmp_path, lock_holder):
     cfg = load_config(_config(tmp_path, tmp_path / "digits", seed=[0, 1]))  # absolute: the sweep hash holds
     profile = load_profile(None, {"cluster": "debug", "runs_root": str(tmp_path / "runs")})
     (name, run_dir, _), _ = sweepmod.runs(cfg, sweepmod.sweep_dir(cfg, profile.runs_root))
-    hold = ("import sys, time; from pathlib import Path; from cwn_bench.train.runlock import exclusive\n"
-            "with exclusive(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)")
-    trainer = subprocess.Popen([sys.executable, "-c", hold, str(run_dir)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert trainer.stdout.readline().strip() == "held"
-        sub = submit_sweep(cfg, profile, dry_run=True)
-    finally:
-        trainer.kill()
-        trainer.wait()
+    trainer = lock_holder(run_dir)
+    sub = submit_sweep(cfg, profile, dry_run=True)
     assert sub.skipped == {name: f"training now (pid {trainer.pid} on {os.uname().nodename})"}
     assert list(sub.submitted) == ["seed=1"]
 
@@ -173,3 +164,23 @@ def test_status_keeps_run_json_and_earlier_epochs_when_metrics_ends_in_a_half_li
     (row,) = status.rows(root)
     assert (row.status, row.epoch, row.val_top1_err, row.restarts) == ("running", "1/3", 12.5, 1)
     assert "truncated last line" in row.reason
+
+
+def test_status_tells_a_local_run_that_nothing_trains_any_more_from_a_running_one(tmp_path, lock_holder):
+    from cwn_bench.train import record
+    from launch import status, sweep
+
+    cfg = load_config(_config(tmp_path, tmp_path / "digits"))
+    root = tmp_path / "sweep"
+    data = sweep.new_record(cfg)
+    (name,) = [r["name"] for r in data["runs"]]
+    data["submissions"].append({"cluster": "local", "jobs": {name: "4242"}})
+    sweep.write(root, data)
+    (root / name).mkdir()
+    record.write(root / name, {"status": "running", "config": {"train": {"epochs": 3}}, "attempts": [{}]})
+    (row,) = status.rows(root)
+    assert row.status == "stopped" and "submit again to resume" in row.reason  # killed: no lock holder
+
+    lock_holder(root / name)
+    (row,) = status.rows(root)
+    assert (row.status, row.reason) == ("running", "")

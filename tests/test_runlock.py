@@ -2,8 +2,6 @@
 `holder` names the live writer; a file system without flock trains unlocked."""
 
 import errno
-import subprocess
-import sys
 import time
 
 import pytest
@@ -12,24 +10,17 @@ from cwn_bench.errors import UserError
 from cwn_bench.train import runlock
 from cwn_bench.train.runlock import exclusive, holder
 
-HOLD = "import sys, time; from pathlib import Path; from cwn_bench.train.runlock import exclusive\n" \
-       "with exclusive(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)"
-
-
-def test_second_writer_waits_then_fails_naming_the_holder_and_lock_dies_with_it(tmp_path):
+def test_second_writer_waits_then_fails_naming_the_holder_and_lock_dies_with_it(tmp_path, lock_holder):
     assert holder(tmp_path) is None  # no lock file yet
-    writer = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert writer.stdout.readline().strip() == "held"
-        assert holder(tmp_path).startswith(f"pid {writer.pid} on ")
-        t0 = time.monotonic()
-        with pytest.raises(UserError, match=rf"pid {writer.pid} on .* is still training in this run directory"):
-            with exclusive(tmp_path, wait_s=1.0, poll_s=0.1):
-                pass
-        assert time.monotonic() - t0 >= 1.0
-    finally:
-        writer.kill()  # SIGKILL: no cleanup code runs, the kernel drops the lock
-        writer.wait()
+    writer = lock_holder(tmp_path)
+    assert holder(tmp_path).startswith(f"pid {writer.pid} on ")
+    t0 = time.monotonic()
+    with pytest.raises(UserError, match=rf"pid {writer.pid} on .* is still training in this run directory"):
+        with exclusive(tmp_path, wait_s=1.0, poll_s=0.1):
+            pass
+    assert time.monotonic() - t0 >= 1.0
+    writer.kill()  # SIGKILL: no cleanup code runs, the kernel drops the lock
+    writer.wait()
     assert holder(tmp_path) is None  # the file stays, naming the dead writer; the lock went with it
     with exclusive(tmp_path, wait_s=0.0):
         assert (tmp_path / ".lock").read_text().startswith("pid ")
