@@ -2,6 +2,9 @@
 no traceback from the CLI, or with data.skip_corrupt the file skipped and counted."""
 
 import shutil
+import socket
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -75,6 +78,39 @@ def test_corrupt_file_is_named_or_skipped_and_counted(small_root, loader, kind):
         epoch(small_root, loader)
     dm, sizes = epoch(small_root, loader, skip_corrupt=True)
     assert sizes == [4] * 4 and dm.skipped == 1  # 17 files -> 4 full batches; bad.jpg replaced by its neighbour
+
+
+# one rank of a two-process gloo group building data.normalize=dataset over argv[1]; prints the UserError
+BUILD_RANK = """
+import datetime, sys
+import torch.distributed as dist
+from cwn_bench.config import from_dict
+from cwn_bench.data import build
+from cwn_bench.errors import UserError
+root, rank, port = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2,
+                        timeout=datetime.timedelta(seconds=60))
+try:
+    build(from_dict({"data": {"root": root, "image_size": 8, "workers": 0, "normalize": "dataset"},
+                     "train": {"batch_size": 4}}), rank, 2)
+except UserError as err:
+    print(err)
+"""
+
+
+def test_an_unreadable_file_in_one_rank_s_statistics_share_stops_every_rank(small_root):
+    """Each rank decodes a share of the train split for the dataset statistics; the rank that
+    meets bad.jpg (the 17th file: rank 0's third batch) must not leave the other waiting in
+    the all_reduce: both stop with the message naming the file."""
+    bad = make_corrupt(small_root, "truncated")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    procs = [subprocess.Popen([sys.executable, "-c", BUILD_RANK, str(small_root), str(rank), port], text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for rank in range(2)]
+    outs = [p.communicate(timeout=180) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0 and out.startswith(f"{bad}: unreadable image"), err[-2000:]
 
 
 @pytest.mark.parametrize("loader", LOADERS)

@@ -18,6 +18,7 @@ from cwn_bench.data import sharding
 from cwn_bench.data.augment import EVAL
 from cwn_bench.data.sources import Source
 from cwn_bench.data.transforms import Normalizer, feature_stats, feature_sums
+from cwn_bench.errors import UserError
 
 RawBatch = tuple[Tensor, Tensor, int]  # uint8 images [B, C, S, S], labels [B], skipped
 Stats = tuple[Tensor, Tensor]  # the train split's per-feature mean and std [C, S, S], float32 on the CPU
@@ -58,15 +59,25 @@ class DataModule:
         torch.distributed group (a collective: every rank calls this) each rank sums every
         ``world_size``-th batch of the split and an all_reduce adds the sums; the sums are
         exact integers, so the result is bitwise the same for any number of ranks, and each
-        rank decodes 1/world_size of the split."""
+        rank decodes 1/world_size of the split. An unreadable image in one rank's share stops
+        every rank with its message (the others would otherwise wait in the all_reduce until
+        the group's timeout, or fail there with a connection error)."""
         plan = self._plain_plan()
         shared = self.world_size > 1 and dist.is_available() and dist.is_initialized()
-        if shared:
-            plan = plan[self.rank::self.world_size]
-        sums = feature_sums((images for images, _, _ in self._raw_train_plain(plan)), self.in_shape)
-        if shared:  # [3, C, S, S] int64: 3.6 MB at 3x224x224
-            sums = sums.to(self.device)
-            dist.all_reduce(sums)
+        if not shared:
+            return feature_stats(feature_sums((images for images, _, _ in self._raw_train_plain(plan)), self.in_shape))
+        sums, problem = torch.zeros(3, *self.in_shape, dtype=torch.int64), None
+        try:
+            sums = feature_sums((images for images, _, _ in self._raw_train_plain(plan[self.rank::self.world_size])),
+                                self.in_shape)
+        except UserError as err:
+            problem = str(err)
+        problems: list[str | None] = [None] * self.world_size
+        dist.all_gather_object(problems, problem)  # a few bytes per rank
+        if (first := next((p for p in problems if p is not None), None)) is not None:
+            raise UserError(first)
+        sums = sums.to(self.device)  # [3, C, S, S] int64: 3.6 MB at 3x224x224
+        dist.all_reduce(sums)
         return feature_stats(sums.cpu())
 
     def train_batches(self, epoch: int, start_step: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
