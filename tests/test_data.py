@@ -104,6 +104,21 @@ def test_torch_loader_workers_serve_every_pass_and_end_with_the_module(digits_ro
     assert not worker_pids() - before
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_stale_pass_resumed_takes_nothing_from_the_new_one(digits_root, workers):
+    """Resuming a pass after a second pass over the same split started is an error, raised
+    before it fetches a batch: the new pass still delivers every one of its batches."""
+    dm = build(config(digits_root, batch_size=64, workers=workers))
+    first = dm.train_batches(1)
+    next(first)
+    second = dm.train_batches(2)
+    batches = [next(second)]
+    with pytest.raises(RuntimeError, match="second pass over the same split"):
+        next(first)
+    batches += list(second)
+    assert len(batches) == dm.steps_per_epoch
+
+
 # exits with a data module alive and a pass abandoned half-way; prints its worker processes' ids
 EXIT_WITH_WORKERS = """
 import multiprocessing, sys

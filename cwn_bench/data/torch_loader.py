@@ -91,9 +91,11 @@ class TorchData(SourceData):
         loader = self._loaders[id(source)]
         keys = loader.batch_sampler.keys = [[(i, epoch) for i in batch] for batch in plan]
         for images, labels, skipped, error in loader:  # a new pass drops what an abandoned one left queued
-            if loader.batch_sampler.keys is not keys:
-                raise RuntimeError("a second pass over the same split started before this one ended; "
-                                   "a data module serves one pass per split at a time")
             if error:
                 raise UserError(error)
             yield images, labels, skipped
+            # checked before fetching again: with persistent workers the loader's one iterator now serves
+            # the new pass, and fetching would take that pass's next batch
+            if loader.batch_sampler.keys is not keys:
+                raise RuntimeError("a second pass over the same split started before this one ended; "
+                                   "a data module serves one pass per split at a time")
