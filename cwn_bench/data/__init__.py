@@ -34,8 +34,8 @@ def build(cfg: Config, rank: int = 0, world_size: int = 1, device: torch.device 
           stats: Stats | None = None) -> DataModule:
     """The data module of ``cfg`` for ``rank`` of ``world_size``; batches land on ``device`` (CPU if None).
     With ``data.normalize: dataset`` inputs are standardised with ``stats`` (e.g. from a checkpoint)
-    or, when None, with statistics made by rank 0 in a pass over the train split (see
-    :meth:`DataModule.dataset_stats`: in a process group every rank must call ``build``)."""
+    or, when None, with statistics from a pass over the train split, each rank of a process group
+    decoding a share of it (see :meth:`DataModule.dataset_stats`: every rank must call ``build``)."""
     device = torch.device("cpu") if device is None else device
     d = cfg.data
     if d.loader == "synthetic" or d.name == "synthetic":
