@@ -62,22 +62,22 @@ class DataModule:
         rank decodes 1/world_size of the split. An unreadable image in one rank's share stops
         every rank with its message (the others would otherwise wait in the all_reduce until
         the group's timeout, or fail there with a connection error)."""
-        plan = self._plain_plan()
         shared = self.world_size > 1 and dist.is_available() and dist.is_initialized()
-        if not shared:
-            return feature_stats(feature_sums((images for images, _, _ in self._raw_train_plain(plan)), self.in_shape))
+        plan = self._plain_plan()[self.rank::self.world_size] if shared else self._plain_plan()
         sums, problem = torch.zeros(3, *self.in_shape, dtype=torch.int64), None
         try:
-            sums = feature_sums((images for images, _, _ in self._raw_train_plain(plan[self.rank::self.world_size])),
-                                self.in_shape)
+            sums = feature_sums((images for images, _, _ in self._raw_train_plain(plan)), self.in_shape)
         except UserError as err:
+            if not shared:
+                raise
             problem = str(err)
-        problems: list[str | None] = [None] * self.world_size
-        dist.all_gather_object(problems, problem)  # a few bytes per rank
-        if (first := next((p for p in problems if p is not None), None)) is not None:
-            raise UserError(first)
-        sums = sums.to(self.device)  # [3, C, S, S] int64: 3.6 MB at 3x224x224
-        dist.all_reduce(sums)
+        if shared:
+            problems: list[str | None] = [None] * self.world_size
+            dist.all_gather_object(problems, problem)  # a few bytes per rank
+            if (first := next((p for p in problems if p is not None), None)) is not None:
+                raise UserError(first)
+            sums = sums.to(self.device)  # [3, C, S, S] int64: 3.6 MB at 3x224x224
+            dist.all_reduce(sums)
         return feature_stats(sums.cpu())
 
     def train_batches(self, epoch: int, start_step: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
