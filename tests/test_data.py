@@ -62,6 +62,16 @@ def test_order_and_augmentation_are_a_function_of_seed_and_epoch_and_resume_is_e
     assert not torch.equal(other_epoch[0], epoch1[0][0]) and not torch.equal(other_seed[0], epoch1[0][0])
 
 
+def test_a_pass_can_stop_before_the_end_of_the_epoch(digits_root):
+    """``stop_step`` (bench data's warm-up) ends a pass after a prefix of the epoch's batches,
+    rather than abandoning it with prefetched batches still being decoded."""
+    dm = build(config(digits_root, batch_size=64, workers=2))
+    epoch1 = list(dm.train_batches(1))
+    part = list(dm.train_batches(1, start_step=3, stop_step=6))
+    assert len(part) == 3 and all(torch.equal(a, b) and torch.equal(la, lb) for (a, la), (b, lb) in zip(epoch1[3:6], part))
+    assert not list(dm.train_batches(1, stop_step=0))
+
+
 def test_torch_loader_leaves_the_global_rng_alone(digits_root):
     """A run resumed mid-epoch starts the epoch's DataLoader afresh; were its workers' base seed
     drawn from torch's global generator, every later CPU random number (dropout) and the next

@@ -81,7 +81,7 @@ def run_data(root: str | Path, loaders: Sequence[str], out: str | Path | None, *
     with JsonlWriter(out) as writer:
         writer.write(environment(device, bench="data"))
         for loader, data in modules.items():  # starts workers or the pipeline, warms the page cache
-            for _ in zip(range(warmup), data.train_batches(epoch=-1)):
+            for _ in data.train_batches(epoch=-1, stop_step=warmup):  # a whole pass: no batch left in flight
                 pass
         for rep in range(reps):
             for loader, data in modules.items():

@@ -80,12 +80,14 @@ class DataModule:
             dist.all_reduce(sums)
         return feature_stats(sums.cpu())
 
-    def train_batches(self, epoch: int, start_step: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
+    def train_batches(self, epoch: int, start_step: int = 0,
+                      stop_step: int | None = None) -> Iterator[tuple[Tensor, Tensor]]:
         """Float images ``[B, *in_shape]`` and int64 labels ``[B]`` on the device; batches
-        ``start_step, ..., steps_per_epoch - 1`` of ``epoch`` (skipped ones are not decoded).
-        Order and augmentation depend only on (seed, epoch, rank, world_size)."""
+        ``start_step, ..., stop_step - 1`` (default ``steps_per_epoch - 1``) of ``epoch`` (the
+        others are not decoded; a pass stopped early instead leaves its prefetched batches to
+        be decoded and dropped). Order and augmentation depend only on (seed, epoch, rank, world_size)."""
         plan = sharding.train_batches(self.train_size, self.batch_size, self.cfg.seed, epoch, self.rank,
-                                      self.world_size)[start_step:]
+                                      self.world_size)[start_step:stop_step]
         yield from self._finish(self._raw_train(epoch, plan))
 
     def val_batches(self) -> Iterator[tuple[Tensor, Tensor]]:
