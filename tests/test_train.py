@@ -44,8 +44,8 @@ import sys, time
 from cwn_bench.data.module import DataModule
 from cwn_bench.cli import main
 fast = DataModule.train_batches
-def slow(self, epoch, start_step=0):
-    for batch in fast(self, epoch, start_step):
+def slow(self, *args, **kwargs):
+    for batch in fast(self, *args, **kwargs):
         time.sleep(0.05)
         yield batch
 DataModule.train_batches = slow

@@ -234,7 +234,7 @@ class Trainer:
             if env.device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(env.device)
             self.progress.start_epoch(epoch, self.steps, self.meter.steps)
-            batches = self.data.train_batches(epoch, self.meter.steps)
+            batches = self.data.train_batches(epoch, self.meter.steps, self.steps)  # train.steps_per_epoch may cap it
             if not train_one_epoch(eng, batches, epoch, self.steps, self.meter, self):
                 return PREEMPTED
             t_eval = time.perf_counter()
