@@ -6,6 +6,7 @@ import torch
 
 from cwn_bench.config import from_dict
 from cwn_bench.data import build
+from cwn_bench.errors import UserError
 
 pytest.importorskip("nvidia.dali")
 
@@ -96,3 +97,37 @@ def test_dali_matches_torch_for_the_other_crops(digits_root, crop):
                                                  resize_size=40)).train_batches(2))) for loader in ("torch", "dali"))
     assert torch.equal(tl, dl) and ti.shape == di.shape == (64, 1, 32, 32)
     assert (ti - di).abs().mean() < 0.02
+
+
+@pytest.mark.timeout(120)
+def test_torch_workers_start_after_a_failed_dali_pass_in_the_same_process(digits_root, tmp_path, monkeypatch):
+    """A DALI pass that stopped at a corrupt file can leave its pipeline in cyclic garbage
+    (exception -> traceback -> frames -> pipeline); a torch worker forked while it was
+    uncollected, whose collector then finalised the inherited pipeline, waited forever in
+    its __del__ for DALI's threads. Here the garbage is made sure to outlive the fork (the
+    automatic collector off) and the workers collect at every batch, as a long-running
+    worker eventually does."""
+    import gc
+    import shutil
+
+    from cwn_bench.data import torch_loader
+
+    collate = torch_loader._collate
+    monkeypatch.setattr(torch_loader, "_collate", lambda items: (gc.collect(), collate(items))[1])
+    root = tmp_path / "root"
+    shutil.copytree(digits_root, root)
+    bad = next((root / "train" / "1").glob("*.jpg"))
+    bad.write_bytes(b"not an image")
+    gc.disable()
+    try:
+        try:
+            list(build(config(root, "dali")).train_batches(0))
+        except UserError as err:
+            cycle = [err, str(err)]
+            cycle.append(cycle)
+        assert str(bad) in cycle[1]
+        del cycle  # garbage now, uncollected
+        torch_data = build(config(digits_root, "torch"))
+        assert sum(len(labels) for _, labels in torch_data.val_batches()) == torch_data.val_size
+    finally:
+        gc.enable()

@@ -14,6 +14,7 @@ module is garbage-collected or the process exits.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 
 import torch
@@ -46,7 +47,7 @@ class _Samples(Dataset):
         except CorruptImageError as err:
             return torch.zeros(self.channels, size, size, dtype=torch.uint8), -1, 0, str(err)
         crop = box(self.data, self.seed, epoch, index, *img.size)
-        return crop_resize(img, crop, size), self.source.labels[j], skipped, ""
+        return crop_resize(img, crop, size), int(self.source.labels[j]), skipped, ""
 
 
 class _Plan:
@@ -63,6 +64,21 @@ class _Plan:
         return len(self.keys)
 
 
+def _start(loader: DataLoader) -> Iterator:
+    """``iter(loader)`` for its first pass, when its worker processes are forked: the parent's
+    garbage is collected first and the rest frozen across the fork (``gc.freeze``), so a
+    worker's collector never finalises an object it inherited. One that did hung: a DALI
+    pipeline left in a reference cycle (an earlier failed pass, or ``bench data`` timing both
+    loaders in one process) whose ``__del__`` waits for threads that exist only in the parent.
+    A frozen heap is also not written page by page by the workers' collector (no copy-on-write)."""
+    gc.collect()
+    gc.freeze()
+    try:
+        return iter(loader)
+    finally:
+        gc.unfreeze()
+
+
 def _collate(items: list[tuple[torch.Tensor, int, int, str]]) -> tuple[torch.Tensor, torch.Tensor, int, str]:
     images, labels, skipped, errors = zip(*items)
     return torch.stack(images), torch.tensor(labels), sum(skipped), next((e for e in errors if e), "")
@@ -76,6 +92,7 @@ class TorchData(SourceData):
                  num_classes: int) -> None:
         super().__init__(cfg, rank, world_size, device, train, val, num_classes)
         self._loaders = {id(source): self._loader(source) for source in (train, val)}
+        self._started: set[int] = set()  # sources whose loader has forked its workers
 
     def _loader(self, source: Source) -> DataLoader:
         workers = self.cfg.data.workers
@@ -90,7 +107,10 @@ class TorchData(SourceData):
     def _load(self, source: Source, plan: list[list[int]], epoch: int) -> Iterator[RawBatch]:
         loader = self._loaders[id(source)]
         keys = loader.batch_sampler.keys = [[(i, epoch) for i in batch] for batch in plan]
-        for images, labels, skipped, error in loader:  # a new pass drops what an abandoned one left queued
+        started = loader.num_workers == 0 or id(source) in self._started
+        self._started.add(id(source))
+        # a new pass drops what an abandoned one left queued
+        for images, labels, skipped, error in (loader if started else _start(loader)):
             if error:
                 raise UserError(error)
             yield images, labels, skipped
