@@ -61,7 +61,7 @@ class _Feeder:
         if isinstance(self.source, ArraySource):
             image = self.source.images[j]
             return image, image.shape[1], image.shape[0]
-        path = self.source.files[j]
+        path = self.source.path(j)
         data = read_encoded(path)
         width, height = encoded_size(data, path)
         return np.frombuffer(data, dtype=np.uint8), width, height
@@ -82,7 +82,7 @@ class _Feeder:
         except CorruptImageError as err:
             self.error = err
             raise StopIteration from None
-        self.fed.append([self.source.files[j] for j in used] if isinstance(self.source, FileSource) else [])
+        self.fed.append([self.source.path(j) for j in used] if isinstance(self.source, FileSource) else [])
         return columns
 
 
