@@ -92,7 +92,6 @@ class TorchData(SourceData):
                  num_classes: int) -> None:
         super().__init__(cfg, rank, world_size, device, train, val, num_classes)
         self._loaders = {id(source): self._loader(source) for source in (train, val)}
-        self._started: set[int] = set()  # sources whose loader has forked its workers
 
     def _loader(self, source: Source) -> DataLoader:
         workers = self.cfg.data.workers
@@ -107,10 +106,10 @@ class TorchData(SourceData):
     def _load(self, source: Source, plan: list[list[int]], epoch: int) -> Iterator[RawBatch]:
         loader = self._loaders[id(source)]
         keys = loader.batch_sampler.keys = [[(i, epoch) for i in batch] for batch in plan]
-        started = loader.num_workers == 0 or id(source) in self._started
-        self._started.add(id(source))
+        # the loader keeps its persistent workers' iterator (``_iterator``): none yet means this pass forks them
+        forks = loader.num_workers > 0 and loader._iterator is None
         # a new pass drops what an abandoned one left queued
-        for images, labels, skipped, error in (loader if started else _start(loader)):
+        for images, labels, skipped, error in (_start(loader) if forks else loader):
             if error:
                 raise UserError(error)
             yield images, labels, skipped
