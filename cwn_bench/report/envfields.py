@@ -19,10 +19,10 @@ def device_name(env: dict[str, Any]) -> str:
     """A bench header's ``card`` (the CPU model for ``cpu``); else the first GPU's name
     (``"NVIDIA H100 80GB HBM3"``), else the CPU model, else ""."""
     card = env.get("card")
-    if card and card != "cpu":
-        return str(card)
     if card == "cpu":
         return str(env.get("cpu") or card)
+    if card:
+        return str(card)
     gpu = env.get("gpu")  # run.json: {"names": [...]}; bench files written before "card": the name
     names = gpu.get("names") if isinstance(gpu, dict) else gpu
     if isinstance(names, list) and names:
@@ -46,7 +46,9 @@ def short_commit(commit: Any, dirty: Any) -> str:
 
 
 def env_summary(env: dict[str, Any], attempts: list[Any]) -> dict[str, str]:
-    """Versions, card, hosts, git commit and SLURM ids as short strings ("" if absent).
+    """Versions, card, hosts, git commit and SLURM ids of run.json's ``env`` (nested
+    ``git`` and ``gpu`` as :func:`cwn_bench.sysinfo.environment` writes them) as short
+    strings ("" if absent).
     ``attempts`` is run.json's list of starts (one per requeue or resume), each with its
     own ``slurm`` ids; restarts = starts - 1 (else SLURM_RESTART_COUNT)."""
     starts = [a for a in attempts if isinstance(a, dict)]
@@ -54,14 +56,13 @@ def env_summary(env: dict[str, Any], attempts: list[Any]) -> dict[str, str]:
     array = _text(_get(env, "slurm.SLURM_ARRAY_JOB_ID"))
     task = _text(_get(env, "slurm.SLURM_ARRAY_TASK_ID"))
     return {
-        # git_commit and driver: the flat keys of bench files written before sysinfo.environment
-        "git_commit": short_commit(_get(env, "git.commit") or env.get("git_commit"), _get(env, "git.dirty")),
+        "git_commit": short_commit(_get(env, "git.commit"), _get(env, "git.dirty")),
         "hostnames": _text(env.get("hostnames")),
         "slurm_job_id": ",".join(dict.fromkeys(j for j in jobs if j)),
         "slurm_array": f"{array}_{task}" if array and task else array,
         "restarts": str(len(starts) - 1) if starts else _text(_get(env, "slurm.SLURM_RESTART_COUNT")),
         "device": device_name(env),
-        "gpu_driver": _text(_get(env, "gpu.driver") or env.get("driver")),
+        "gpu_driver": _text(_get(env, "gpu.driver")),
         "torch": _text(env.get("torch")),
         "cuda": _text(env.get("cuda")),
         "cudnn": _text(env.get("cudnn")),
