@@ -15,11 +15,12 @@ only torch and Triton) in a few minutes on one GPU:
    CUDA-graph replay (GPU time alone: small convs are otherwise launch-bound);
 4. ``bench step``: googlenet_bn training steps, batch 64 and 256, bf16 channels_last.
 
-Everything goes to ``results/<UTC date>-<card>/`` (``correctness.jsonl``,
-``conv-paper.jsonl``, ``conv-paper-compiled.jsonl``, ``conv-googlenet_bn.jsonl``, ``conv-googlenet_bn-graph.jsonl``,
-``step.jsonl``, ``summary.md``) and
-the overhead table against the issue's targets is printed. Exit status 1 when a kernel
-is wrong or a part failed. ``--quick --device cpu`` is a dry run of the same path on tiny
+Everything goes to ``results/<UTC date>-<card>/``: one ``<part>.jsonl`` per part
+(``correctness``, ``conv-paper``, ``conv-paper-compiled``, ``conv-googlenet_bn``,
+``conv-googlenet_bn-graph``, ``step``), ``errors.txt`` with the trace of a part that
+raised, and ``summary.md`` / ``summary.json`` (failed parts, seconds per part, parts not
+run yet), rewritten after every part. The overhead table against the issue's targets is
+printed. Exit status 1 when a kernel is wrong or a part failed. ``--quick --device cpu`` is a dry run of the same path on tiny
 shapes (the kernels through ``TRITON_INTERPRET=1``); its numbers mean nothing.
 """
 
