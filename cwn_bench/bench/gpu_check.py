@@ -20,8 +20,9 @@ Everything goes to ``results/<UTC date>-<card>/``: one ``<part>.jsonl`` per part
 ``conv-googlenet_bn-graph``, ``step``), ``errors.txt`` with the trace of a part that
 raised, and ``summary.md`` / ``summary.json`` (failed parts, seconds per part, parts not
 run yet), rewritten after every part. The overhead table against the issue's targets is
-printed. Exit status 1 when a kernel is wrong or a part failed. ``--quick --device cpu`` is a dry run of the same path on tiny
-shapes (the kernels through ``TRITON_INTERPRET=1``); its numbers mean nothing.
+printed. Exit status 1 when a kernel is wrong or a part failed. ``--quick --device cpu``
+is a dry run of the same path on tiny shapes (the kernels through ``TRITON_INTERPRET=1``);
+its numbers mean nothing.
 """
 
 from __future__ import annotations
