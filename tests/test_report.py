@@ -236,7 +236,7 @@ def test_overhead_csv_from_bench_jsonl(tmp_path):
     # a loader measured on the CPU of a GPU machine names the CPU
     loader.write_text(json.dumps({"kind": "env", "card": "cpu", "gpu": gpus, "cpu": "Test CPU"}) + "\n" + json.dumps(
         {"kind": "data", "loader": "dali", "device": "cpu", "batch_size": 64, "images": 1442, "skipped": 0,
-         "img_per_s": 812.5}) + "\n")
+         "img_per_s": 812.5, "cpu_ms_per_img": 4.25}) + "\n")
     md, out = report(tmp_path, bench, loader)
     oh = pd.read_csv(out / "overhead.csv")
     assert list(oh.columns[:7]) == ["shape", "variant", "pass", "dtype", "memory_format", "median_ms",
@@ -251,7 +251,9 @@ def test_overhead_csv_from_bench_jsonl(tmp_path):
         assert png.width > 500 and png.height > 300
     assert "](overhead_Test_GPU.png)" in md.read_text() and not list(out.glob("overhead_Test_CPU*"))
     ld = pd.read_csv(out / "loaders.csv")
-    assert ld[["loader", "device", "img_per_s", "card"]].values.tolist() == [["dali", "cpu", 812.5, "Test CPU"]]
+    assert ld[["loader", "device", "img_per_s", "cpu_ms_per_img", "card"]].values.tolist() == [
+        ["dali", "cpu", 812.5, 4.25, "Test CPU"]]
+    assert "| 4.25 |" in md.read_text()  # CPU ms per image, shown beside img/s
     assert (out / "overhead.tex").read_text().count(r"\toprule") == 1
     assert "1 corrupt or truncated line(s) skipped" in md.read_text()
 

@@ -122,8 +122,10 @@ def overhead_section(oh: pd.DataFrame) -> Section:
 
 
 def loaders_section(ld: pd.DataFrame) -> Section:
-    table = ld.drop(columns="file").assign(img_per_s=ld.img_per_s.map(lambda x: num(x, 0))).fillna("").astype(str)
-    return Section("loaders", "Data-loader throughput", "From bench JSONL (images per second).", table)
+    table = ld.drop(columns="file").assign(img_per_s=ld.img_per_s.map(lambda x: num(x, 0)),
+                                           cpu_ms_per_img=ld.cpu_ms_per_img.map(num)).fillna("").astype(str)
+    return Section("loaders", "Data-loader throughput", "From bench JSONL (images per second; CPU milliseconds "
+                   "per image, the loader process and its workers together).", table)
 
 
 def runs_section(rp: pd.DataFrame) -> Section:

@@ -162,8 +162,9 @@ def overhead(measurements: pd.DataFrame) -> pd.DataFrame:
 
 
 def loaders(rows: pd.DataFrame) -> pd.DataFrame:
-    """Data-loader throughput rows from bench JSONL."""
-    columns = ["loader", "device", "batch_size", "images", "skipped", "img_per_s", "card", "file"]
+    """Data-loader throughput rows from bench JSONL (``cpu_ms_per_img``: CPU time of the
+    process and its workers per image; NaN in files written before it was measured)."""
+    columns = ["loader", "device", "batch_size", "images", "skipped", "img_per_s", "cpu_ms_per_img", "card", "file"]
     return _with(rows, *columns)[columns].reset_index(drop=True)
 
 
