@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -94,7 +94,7 @@ def _common(p: argparse.ArgumentParser, bench: str) -> None:
                    help=f"JSONL to create (default: {default_out(bench).parent}/{bench}-<time>.jsonl)")
 
 
-def _listed(values: list[str]) -> str:
+def _listed(values: Sequence[object]) -> str:
     return " ".join(map(str, values))
 
 
