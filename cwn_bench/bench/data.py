@@ -32,7 +32,8 @@ from cwn_bench.data import DataModule, build
 def _live_children_cpu_seconds() -> float:
     """CPU time so far of this process's running children (Linux ``/proc``; 0 elsewhere):
     the persistent DataLoader workers, which ``RUSAGE_CHILDREN`` counts only once they have
-    exited and been reaped. Reads one small file per process on the machine (~6 ms for 90 processes, twice per timed pass)."""
+    exited and been reaped. Reads one small file per process on the machine (~6 ms for 90
+    processes, twice per timed pass)."""
     me, ticks = os.getpid(), 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:  # after the ")" closing the command name: state, ppid, ..., utime (field 14), stime (15)
