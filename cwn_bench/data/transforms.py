@@ -55,7 +55,9 @@ def feature_sums(batches: Iterable[Tensor], shape: tuple[int, ...]) -> Tensor:
     add up to exactly the whole split's in any order (255**2 * N < 2**63 for N < 1.4e14)."""
     sums = torch.zeros(3, *shape, dtype=torch.int64)
     for images in batches:
-        x = images.cpu().to(torch.int64)
+        # int32 squares (at most 255**2) summed into int64 (torch sums integers as int64): half the
+        # memory of an int64 copy, 2 x 154 MB for a batch of 256 at 3x224x224
+        x = images.cpu().to(torch.int32)
         sums[0] += len(x)
         sums[1] += x.sum(0)
         sums[2] += (x * x).sum(0)
