@@ -7,12 +7,12 @@ exit code; user errors (bad config, missing data, ...) print one line and exit 2
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from cwn_bench import config as cfgmod
 from cwn_bench.bench import options as bench_options
-from cwn_bench.bench.options import at_least
 from cwn_bench.errors import UserError
 from launch import commands as launch_commands  # submit, status (submitit imported when run)
 
@@ -123,7 +123,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"sweep: {sub.sweep_dir} ({len(sub.submitted)} submitted, {len(sub.skipped)} skipped)", flush=True)
     if sub.jobs:
         wait(sub.jobs)
-    failed = launch_commands.cmd_status(argparse.Namespace(sweep_dir=str(sub.sweep_dir)))  # the status table
+    failed = launch_commands.print_status(sub.sweep_dir)
     gpu = torch.cuda.is_available()
     bench_out = out / "bench" / f"conv-paper-{'cuda' if gpu else 'cpu'}.jsonl"
     print(f"[3/4] paper-shape conv benchmark on {'the GPU' if gpu else 'the CPU'} -> {bench_out}", flush=True)
@@ -186,7 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cluster", choices=("local", "slurm", "debug"), default="local",
                    help="submitit executor for the sweep (default: local processes)")
     p.add_argument("--profile", help="cluster profile YAML (default: one task per run, no GPU request)")
-    p.add_argument("--cpu-reps", type=at_least(1), default=5, help="benchmark pairs on a CPU (default: 5)")
+    p.add_argument("--cpu-reps", type=bench_options.at_least(1), default=5,
+                   help="benchmark pairs on a CPU (default: 5)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("make-dataset", help="write a small real JPEG dataset (ImageNet layout) for demos and tests")
@@ -194,9 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="digits: scikit-learn's 1797 8x8 digits, upscaled; jpegs: ImageNet-sized random JPEGs "
                         "(for `bench data`)")
     p.add_argument("out", metavar="OUT", help="folder to create (absent or empty)")
-    p.add_argument("--size", type=at_least(1), help="image width in pixels (default: digits 32 square, jpegs 500x375)")
-    p.add_argument("--classes", type=at_least(1), default=10, help="jpegs: class folders (default: 10)")
-    p.add_argument("--per-class", type=at_least(1), default=50,
+    p.add_argument("--size", type=bench_options.at_least(1),
+                   help="image width in pixels (default: digits 32 square, jpegs 500x375)")
+    p.add_argument("--classes", type=bench_options.at_least(1), default=10, help="jpegs: class folders (default: 10)")
+    p.add_argument("--per-class", type=bench_options.at_least(1), default=50,
                    help="jpegs: train images per class, val a tenth (default: 50)")
     p.set_defaults(func=cmd_make_dataset)
 
@@ -215,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"cwn-bench {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # stdout's reader left early (`cwn-bench config X | head`): no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # else the flush at exit fails again
+        return 1
     except OSError as err:  # an output path that cannot be created or written (--out, --run-dir, OUT)
         if err.filename is None:
             raise

@@ -67,14 +67,19 @@ def cmd_submit(args: argparse.Namespace) -> int:
             job.result()
     if (args.wait or sub.cluster == "debug") and sub.jobs:
         wait(sub.jobs)
-        return cmd_status(argparse.Namespace(sweep_dir=str(sub.sweep_dir)))
+        return print_status(sub.sweep_dir)
     return 0
+
+
+def print_status(sweep_dir: Path) -> int:
+    """Print the status table of ``sweep_dir``; 1 when a run failed, else 0."""
+    from launch.status import render, rows
+
+    table = rows(sweep_dir)
+    print(render(table))
+    return int(any(r.status == "failed" for r in table))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Exit status 1 when a run failed, else 0."""
-    from launch.status import render, rows
-
-    table = rows(Path(args.sweep_dir))
-    print(render(table))
-    return int(any(r.status == "failed" for r in table))
+    return print_status(Path(args.sweep_dir))

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-
 from cwn_bench.config import build_checked, read_yaml
 from cwn_bench.errors import UserError
 
