@@ -1,9 +1,15 @@
 """User errors found in an acceptance pass: each is one stderr line naming the thing at
 fault and what was expected, exit status 2, no traceback."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from cwn_bench import cli
+
+REPO = Path(__file__).resolve().parents[1]
 
 CFG = "model: {name: mlp, hidden: [8]}\ndata: {name: digits, root: nowhere}\n"
 
@@ -81,3 +87,13 @@ def test_status_of_a_file_is_not_a_sweep_directory(cfg_file, capsys):
 def test_demo_cpu_reps_refused_before_the_sweep_runs(tmp_path, capsys):
     line = _one_line_error(capsys, ["demo", "--cpu-reps", "0", "--out", str(tmp_path / "demo")])
     assert "--cpu-reps: expected an integer of at least 1, got 0" in line and not (tmp_path / "demo").exists()
+
+
+def test_stdout_closed_early_is_no_traceback():
+    """``cwn-bench config X | head -1``: the reader leaves before the output is written."""
+    proc = subprocess.Popen([sys.executable, "-m", "cwn_bench.cli", "config", str(REPO / "configs/demo.yaml")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    proc.stdout.close()  # before the interpreter has even imported the CLI (~1 s)
+    err = proc.communicate(timeout=120)[1]
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+    assert proc.returncode == 1
