@@ -5,17 +5,20 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
+TORCH_STAMP := $(VENV)/.installed-torch
 
 .PHONY: demo test install slurm-install gpu-check
 
 install: $(STAMP)
 
-# torch and torchvision pinned to the releases this machine has on disk (no GPU download)
-$(PY):
-	python3 -m venv $(VENV)
+# torch and torchvision pinned to the releases this machine has on disk (no GPU download);
+# a stamp, not $(PY), so that an install cut short is tried again
+$(TORCH_STAMP):
+	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	touch $@
 
-$(DEMO_STAMP): pyproject.toml | $(PY)
+$(DEMO_STAMP): pyproject.toml | $(TORCH_STAMP)
 	$(PY) -m pip install --quiet -e .
 	touch $@
 
@@ -27,7 +30,7 @@ demo: $(DEMO_STAMP)
 slurm-install:
 	slurm/local/install.sh || test "$$CI" != true
 
-$(STAMP): pyproject.toml | $(PY)
+$(STAMP): pyproject.toml | $(TORCH_STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,dali]'
 	touch $@
 
