@@ -114,7 +114,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     cfg = cfgmod.load_config(args.config, args.overrides)
     root = Path(cfg.data.root or "data/digits")
-    if not (root / "train").is_dir():
+    if (root / "train").is_dir():  # a rerun: the steps still count from 1
+        print(f"[1/4] the digits JPEG folder is there: {root}", flush=True)
+    else:
         print(f"[1/4] writing the digits JPEG folder to {root}", flush=True)
         make_digits_dataset(root)
     profile = load_profile(args.profile, {"cluster": args.cluster, "runs_root": str(out)})
