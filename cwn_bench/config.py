@@ -94,6 +94,9 @@ class TrainConfig:
     checkpoint_every_steps: int | None = None  # and/or every this many steps (tests, short jobs)
     keep_checkpoints: int = 2
     log_every: int = 50  # steps between plain progress lines
+    sync_every: int = 50  # steps between host reads of the device (stop/NaN/checkpoint flags); run-time only
+    accum_steps: int = 1  # micro-batches per optimizer step (gradient accumulation); run-time only
+    cuda_graph: bool = False  # capture the whole step once as a CUDA graph and replay it (GPU); run-time only
 
 
 @dataclass
@@ -164,7 +167,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 
 # keys whose values below these make no run (a zero batch divides by zero, 0 epochs trains nothing)
 MINIMUMS = {"train.epochs": 1, "train.batch_size": 1, "train.steps_per_epoch": 1, "train.log_every": 1,
-            "train.checkpoint_every_steps": 1, "data.image_size": 1, "data.resize_size": 1, "data.workers": 0,
+            "train.checkpoint_every_steps": 1,
+            "train.sync_every": 1, "train.accum_steps": 1, "data.image_size": 1, "data.resize_size": 1, "data.workers": 0,
             "data.synthetic_samples": 1}
 
 
@@ -339,12 +343,21 @@ def _digest(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+# run-time settings: how a run is executed, not what it computes (the recorded global batch
+# identifies the recipe), so a run may be resumed with other values
+RUNTIME_KEYS = ("train.sync_every", "train.accum_steps", "train.cuda_graph")
+
+
 def config_hash(cfg: Config) -> str:
-    """Stable hash of the resolved config without ``seed``, ``name`` and ``sweep``: equal
-    for the seeds of one experiment, different as soon as anything else differs."""
+    """Stable hash of the resolved config without ``seed``, ``name``, ``sweep`` and the
+    :data:`RUNTIME_KEYS`: equal for the seeds of one experiment, different as soon as
+    anything else differs."""
     data = to_dict(cfg)
     for key in ("seed", "name", "sweep"):
         data.pop(key)
+    for dotted in RUNTIME_KEYS:
+        section, key = dotted.split(".")
+        data[section].pop(key)
     return _digest(data)
 
 

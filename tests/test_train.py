@@ -8,6 +8,7 @@ processes.  Resume comparisons are bitwise (``torch.equal``) with train.determin
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import math
 import os
@@ -228,15 +229,24 @@ def reference(tmp_path_factory, digits_root) -> tuple[Path, Path]:
 
 
 @pytest.mark.slow
-def test_sigterm_mid_epoch_then_resume_is_exact(reference, tmp_path):
+@pytest.mark.parametrize("sync_every", [None, 6])
+def test_sigterm_mid_epoch_then_resume_is_exact(reference, tmp_path, sync_every):
+    """``None``: the reference's config (a checkpoint, so a sync point, every 4 steps). 6:
+    no step checkpoints, the flags read every 6 steps: the stop is seen within two windows
+    (one to start the reduction, one to read it) and the resumed run is still exact."""
     config, ref_dir = reference
+    if sync_every is not None:
+        config = write_config(tmp_path, Path(load_config(config).data.root),
+                              train={"checkpoint_every_steps": None, "sync_every": sync_every})
     run_dir = tmp_path / "run"
     proc = start_slow(config, run_dir)
-    wait_for_line(proc, "epoch 1/2 step 10/45")
+    wait_for_line(proc, "epoch 1/2 step 10/45")  # printed at the sync point after the next (step 18 at 6)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 3  # preempted: requeue me
     state = checkpoint.load(sorted((run_dir / "checkpoints").glob("ckpt-*.pt"))[-1])
     assert state["epoch"] == 0 and 10 <= state["meter"]["steps"] < 45  # stopped mid-epoch
+    if sync_every is not None:
+        assert state["meter"]["steps"] % sync_every == 0 and state["meter"]["steps"] <= 18 + 2 * sync_every
     assert json.loads((run_dir / "run.json").read_text())["status"] == "running"
     assert records(run_dir, "epoch") == []
 
@@ -299,15 +309,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def train_two_ranks(config: Path, run_dir: Path, timeout: int = 300, command: list[str] = CLI) -> tuple[list, list]:
+def train_two_ranks(config: Path, run_dir: Path, timeout: int = 300, command: list[str] = CLI,
+                    overrides: tuple[str, ...] = ()) -> tuple[list, list]:
     """`cwn-bench train` (``command``: the CLI or a script that calls it) as ranks 0 and 1 of a
-    gloo group (16 images per rank): the processes and their (stdout, stderr)."""
+    gloo group (16 images per rank, then ``overrides``): the processes and their (stdout, stderr)."""
     port = str(free_port())
     procs = []
     for rank in range(2):
         env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
                "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "OMP_NUM_THREADS": "1"}
-        args = [*command, "train", str(config), "train.batch_size=16", "--run-dir", str(run_dir)]
+        args = [*command, "train", str(config), "train.batch_size=16", *overrides, "--run-dir", str(run_dir)]
         procs.append(subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     return procs, [p.communicate(timeout=timeout) for p in procs]
 
@@ -408,6 +419,33 @@ def test_nan_loss_stops_with_failed_status_and_keeps_the_good_checkpoint(tmp_pat
         run(load_config(config), tmp_path / "again")
 
 
+def bad_step_of(run_dir: Path) -> int:
+    return int(json.loads((run_dir / "run.json").read_text())["reason"].split("global step ")[1].split(")")[0])
+
+
+@pytest.mark.parametrize("sync_every", [1, 16])
+def test_a_late_nan_names_its_exact_step_and_nothing_after_it_is_written(tmp_path, digits_root, sync_every):
+    """The learning rate jumps by 1e10 at 0.4 epochs (step 19): the loss blows up a few steps
+    later. Read every 16 steps from the device, the run still fails naming the step where it
+    happened (the same as when read every step), keeps the checkpoint before it (every 8
+    steps) and writes no step record from it on."""
+    config = write_config(tmp_path, digits_root, model={"method": "plain"}, optim={"lr": 0.1, "momentum": 0.0},
+                          sched={"name": "step", "milestones": [0.4], "gamma": 1e10},
+                          train={"checkpoint_every_steps": 8, "keep_checkpoints": 5, "sync_every": 1, "log_every": 1})
+    with pytest.raises(TrainingFailed, match="non-finite"):
+        run(load_config(config), tmp_path / "every-step")
+    bad = bad_step_of(tmp_path / "every-step")
+    assert 19 < bad < 45  # a late blow-up, so that checkpoints exist before it
+    cfg = load_config(config)
+    cfg.train.sync_every = sync_every
+    with pytest.raises(TrainingFailed, match=f"epoch 1 step {bad} \\(global step {bad}\\)"):
+        run(cfg, tmp_path / "run")
+    kept = sorted((tmp_path / "run" / "checkpoints").glob("ckpt-*.pt"))
+    assert checkpoint.load(kept[-1])["global_step"] == (bad - 1) // 8 * 8
+    assert [r["step"] for r in records(tmp_path / "run", "step")] == list(range(1, bad))
+    assert records(tmp_path / "run", "epoch") == []
+
+
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
 def test_amp_and_channels_last_run(tmp_path, digits_root, amp):
     config = write_config(tmp_path, digits_root, train={"amp": amp, "channels_last": True, "epochs": 1,
@@ -432,3 +470,54 @@ def test_cwn_trains_the_papers_mlp_faster_than_plain(tmp_path, digits_root, seed
         assert run(load_config(config), tmp_path / method) == "completed"
         losses[method] = records(tmp_path / method, "epoch")[0]["train_loss"]
     assert losses["cwn"] < 0.9 * losses["plain"], losses
+
+
+# --------------------------------------------------------------------------- host syncs
+
+SYNCS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__")
+
+
+def count_host_syncs(monkeypatch, cfg, run_dir: Path) -> int:
+    """Run ``cfg`` in-process counting every Tensor method that reads a value to the host
+    (and torch.cuda.synchronize) while the training loop runs (evaluation and the epoch's
+    end left out)."""
+    run_module = importlib.import_module("cwn_bench.train.run")  # the module, not the function of that name
+    calls, inside = [0], [False]
+
+    def counted(original):
+        def wrapper(*args, **kwargs):
+            calls[0] += inside[0]
+            return original(*args, **kwargs)
+        return wrapper
+
+    for name in SYNCS:
+        monkeypatch.setattr(torch.Tensor, name, counted(getattr(torch.Tensor, name)))
+    monkeypatch.setattr(torch.cuda, "synchronize", counted(torch.cuda.synchronize))
+    loop = run_module.train_one_epoch
+
+    def in_loop(*args, **kwargs):
+        inside[0] = True
+        try:
+            return loop(*args, **kwargs)
+        finally:
+            inside[0] = False
+
+    monkeypatch.setattr(run_module, "train_one_epoch", in_loop)
+    assert run(cfg, run_dir) == "completed"
+    return calls[0]
+
+
+def test_the_step_loop_reads_the_device_only_at_sync_points(tmp_path, monkeypatch):
+    """300 tiny MLP steps on synthetic data: with train.sync_every=50 (log lines every 50
+    steps too) the loop makes a few host reads per window; read every step, it makes one or
+    more per step, which shows that the counting sees them."""
+    config = write_config(tmp_path, tmp_path, model={"hidden": [8]},
+                          data={"name": "synthetic", "loader": "synthetic", "num_classes": 4, "normalize": "imagenet",
+                                "synthetic_samples": 300 * 4},
+                          train={"batch_size": 4, "epochs": 1, "checkpoint_every_steps": None, "log_every": 50,
+                                 "sync_every": 50, "deterministic": False})
+    cfg = load_config(config)
+    windows = 300 // 50
+    assert count_host_syncs(monkeypatch, cfg, tmp_path / "windowed") <= 3 * windows
+    cfg.train.sync_every = 1
+    assert count_host_syncs(monkeypatch, cfg, tmp_path / "every-step") >= 300

@@ -1,14 +1,17 @@
 """One training epoch and one evaluation pass (after torchvision's reference train.py).
 
-The loop knows nothing of checkpoints or signals: after every step it hands the loss to
-a :class:`Control` (implemented by :mod:`cwn_bench.train.run`), which synchronises the
-ranks once and decides whether to checkpoint, stop or fail.
+The loop knows nothing of checkpoints or signals: after every step it hands the step to
+a :class:`Control` (implemented by :mod:`cwn_bench.train.run`), which reads the device
+only at its sync points and decides there whether to checkpoint, stop or fail.  A step
+itself never waits for the device: the loss and hits stay device tensors.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -36,11 +39,17 @@ class Engine:
     device: torch.device
     amp_dtype: torch.dtype | None = None
     channels_last: bool = False
+    ddp: nn.Module | None = None  # the DistributedDataParallel wrapper, for no_sync while accumulating
+    autocast_cache: bool = True  # False inside a CUDA graph capture (torch's rule for autocast in graphs)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, cache_enabled=self.autocast_cache)
+
+    def no_sync(self, last: bool) -> contextlib.AbstractContextManager:
+        """DDP's ``no_sync`` for every micro-batch but the ``last`` of a step."""
+        return contextlib.nullcontext() if last or self.ddp is None else self.ddp.no_sync()
 
     def prepare(self, images: Tensor) -> Tensor:
         if self.channels_last and images.ndim == 4:
@@ -52,11 +61,8 @@ class Control(Protocol):
     def lr(self, epoch: int, step: int) -> float:
         """Learning rate for step ``step`` (0-based) of epoch ``epoch`` (0-based)."""
 
-    def sync(self, loss: Tensor) -> Any:
-        """The step's one synchronisation point (all ranks): returns agreed flags."""
-
-    def after_step(self, flags: Any, epoch: int, meter: EpochMeter, loss: Tensor, lr: float) -> bool:
-        """Checkpoint / fail as the flags say; False stops the epoch (preemption)."""
+    def after_step(self, epoch: int, meter: EpochMeter, loss: Tensor, lr: float) -> bool:
+        """Log / checkpoint / fail as due (syncing only at sync points); False stops the epoch."""
 
 
 def _loss(out: Any, labels: Tensor, criterion: nn.Module) -> tuple[Tensor, Tensor]:
@@ -67,37 +73,53 @@ def _loss(out: Any, labels: Tensor, criterion: nn.Module) -> tuple[Tensor, Tenso
     return criterion(out, labels), out
 
 
-def train_step(eng: Engine, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-    """Forward, backward, optimizer step. Returns (loss, number of top-1 hits), on device."""
-    with eng.autocast():
-        loss, logits = _loss(eng.net(eng.prepare(images)), labels, eng.criterion)
-    eng.optimizer.zero_grad(set_to_none=True)
-    eng.scaler.scale(loss).backward()  # scale is the identity unless fp16
+Batch = tuple[Tensor, Tensor]  # images [B, C, H, W] and labels [B], on the device
+StepFn = Callable[[list[Batch]], tuple[Tensor, Tensor]]
+
+
+def train_step(eng: Engine, micro: list[Batch]) -> tuple[Tensor, Tensor]:
+    """One optimizer step over the micro-batches ``micro`` (gradients accumulated, each
+    micro-batch's mean loss weighted 1/len(micro); DDP reduces on the last one only).
+    Returns (sum of the micro-batch mean losses, top-1 hits), device scalars."""
+    total, hits = None, None
+    k = len(micro)
+    for i, (images, labels) in enumerate(micro):
+        with eng.no_sync(i == k - 1):
+            with eng.autocast():
+                loss, logits = _loss(eng.net(eng.prepare(images)), labels, eng.criterion)
+            if i == 0:
+                eng.optimizer.zero_grad(set_to_none=True)
+            eng.scaler.scale(loss / k if k > 1 else loss).backward()  # scale is the identity unless fp16
+        step_loss, step_hits = loss.detach().float(), (logits.argmax(1) == labels).sum()
+        total, hits = (step_loss, step_hits) if total is None else (total + step_loss, hits + step_hits)
     eng.scaler.step(eng.optimizer)
     eng.scaler.update()
-    return loss.detach().float(), (logits.argmax(1) == labels).sum()
+    return total, hits
 
 
-def train_one_epoch(eng: Engine, batches: Any, epoch: int, steps: int, meter: EpochMeter, control: Control) -> bool:
-    """Train from step ``meter.steps`` to ``steps`` of ``epoch``. False if stopped early.
+def train_one_epoch(eng: Engine, batches: Any, epoch: int, steps: int, meter: EpochMeter, control: Control,
+                    step_fn: StepFn | None = None) -> bool:
+    """Train from step ``meter.steps`` to ``steps`` of ``epoch`` (``meter.accum`` batches of
+    ``batches`` per step). False if stopped early.  ``step_fn``: :func:`train_step` on
+    ``eng`` by default (a CUDA-graphed one with ``train.cuda_graph``).
 
-    Step time runs from asking the loader for a batch to the step's sync point, so
-    ``data_s`` (waiting for the loader) and the compute time add up to it."""
+    Step time runs from asking the loader for a batch to the end of the host's work on
+    the step (the device catches up at the sync points, so the sum over an epoch is the
+    epoch's time); ``data_s`` is the share spent waiting for the loader."""
     eng.net.train()
+    step_fn = step_fn or (lambda micro: train_step(eng, micro))
     it = iter(batches)
     while meter.steps < steps:
         t0 = time.perf_counter()
-        try:
-            images, labels = next(it)
-        except StopIteration:
+        micro = list(itertools.islice(it, meter.accum))
+        if len(micro) < meter.accum:
             break
         t1 = time.perf_counter()
         lr = control.lr(epoch, meter.steps)
         set_lr(eng.optimizer, lr)
-        loss, correct = train_step(eng, images, labels)
-        flags = control.sync(loss)
-        meter.add(loss, correct, labels.shape[0], time.perf_counter() - t0, t1 - t0)
-        if not control.after_step(flags, epoch, meter, loss, lr):
+        loss, correct = step_fn(micro)
+        meter.add(loss, correct, sum(labels.shape[0] for _, labels in micro), time.perf_counter() - t0, t1 - t0)
+        if not control.after_step(epoch, meter, loss, lr):
             return False
     return True
 

@@ -64,5 +64,9 @@ def lr_at(step: int, steps_per_epoch: int, epochs: int, lr: float, cfg: SchedCon
 
 
 def set_lr(optimizer: torch.optim.Optimizer, value: float) -> None:
+    """A float learning rate is replaced; a tensor one (CUDA graphs) is filled in place."""
     for group in optimizer.param_groups:
-        group["lr"] = value
+        if isinstance(group["lr"], torch.Tensor):
+            group["lr"].fill_(value)
+        else:
+            group["lr"] = value

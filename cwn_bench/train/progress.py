@@ -24,13 +24,18 @@ class Progress:
             self.bar = tqdm(total=steps, initial=start_step, desc=f"epoch {epoch + 1}/{self.epochs}",
                             file=sys.stderr, dynamic_ncols=True, leave=False)
 
+    def tick(self, step: int) -> None:
+        """Move the bar to ``step`` (host only, every step)."""
+        if self.bar is not None:
+            self.bar.update(step - self.bar.n)
+
     def step(self, step: int, loss: float, lr: float, img_per_s: float, data_share: float) -> None:
-        """``step`` counts steps done in this epoch (1-based)."""
+        """``step`` counts steps done in this epoch (1-based); called once its loss is on
+        the host (at the next sync point), every ``every`` steps."""
         if not self.enabled:
             return
         if self.bar is not None:
-            self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.3g}", img_s=f"{img_per_s:.0f}", refresh=False)
-            self.bar.update(step - self.bar.n)
+            self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.3g}", img_s=f"{img_per_s:.0f}")
             return
         elapsed = time.perf_counter() - self.t0
         eta = elapsed / max(step - self.start, 1) * (self.steps - step)
@@ -38,7 +43,7 @@ class Progress:
               f"{img_per_s:.0f} img/s  data {100 * data_share:.0f}%  eta {eta:.0f}s", file=sys.stderr, flush=True)
 
     def wants(self, step: int) -> bool:
-        return self.enabled and (step % self.every == 0 or self.bar is not None)
+        return self.enabled and step % self.every == 0
 
     def end_epoch(self, rec: dict[str, Any]) -> None:
         if self.bar is not None:

@@ -3,8 +3,10 @@
 Top to bottom: read run.json (skip a completed run), join the process group, build
 data, model, optimizer; resume from the newest checkpoint; then per epoch train,
 evaluate, append the epoch record, checkpoint.  Rank 0 alone writes files; every
-decision to checkpoint, stop or fail is agreed by all ranks at a step boundary (one
-small all-reduce per step, which is also the step's sync point for timing).
+decision to checkpoint, stop or fail is agreed by all ranks at a sync point (every
+``train.sync_every`` steps, each checkpoint, each epoch end) through one small
+all-reduce started there and read at the next one (:mod:`cwn_bench.train.flags`), so the
+host never waits for the device between sync points.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from cwn_bench import data as datamod
 from cwn_bench import models
 from cwn_bench.config import Config, config_hash, to_dict
 from cwn_bench.errors import UserError
-from cwn_bench.train import checkpoint, distributed, envinfo, record, rng, runlock
+from cwn_bench.train import checkpoint, distributed, envinfo, graph_step, record, rng, runlock
 from cwn_bench.train.distributed import DistEnv
+from cwn_bench.train.flags import Captured, Collected, FlagReduction
 from cwn_bench.train.loop import Engine, evaluate, train_one_epoch
 from cwn_bench.train.metrics import METRICS, EpochMeter, MetricsLog
 from cwn_bench.train.optim import build_optimizer, lr_at
@@ -69,28 +72,37 @@ class Trainer:
         # data.normalize=dataset: the statistics come from the run's first start (saved in every checkpoint)
         stats = found[0].get("data_stats") if found else None
         self.data = datamod.build(cfg, env.rank, env.world_size, env.device, stats)
-        self.steps = min(self.data.steps_per_epoch, cfg.train.steps_per_epoch or self.data.steps_per_epoch)
+        self.accum = cfg.train.accum_steps
+        full = self.data.steps_per_epoch // self.accum  # optimizer steps of accum_steps batches each
+        self.steps = min(full, cfg.train.steps_per_epoch or full)
         if self.steps < 1:
             raise UserError(f"{cfg.data.root or cfg.data.name}: {self.data.train_size} training images give "
-                            f"no full batch of train.batch_size={cfg.train.batch_size} per rank")
+                            f"no {self.accum} full batch(es) of train.batch_size={cfg.train.batch_size} per rank "
+                            "(train.accum_steps per step)")
         model = models.from_config(cfg.model, self.data.num_classes, self.data.in_shape).to(env.device)
         if cfg.train.channels_last:
             model = model.to(memory_format=torch.channels_last)
         net: nn.Module = model
+        ddp = None
         if env.distributed:
-            net = DistributedDataParallel(model, device_ids=[env.device.index] if env.device.type == "cuda" else None)
+            net = ddp = DistributedDataParallel(model, device_ids=[env.device.index] if env.device.type == "cuda"
+                                                else None)
         if cfg.train.compile:
             net = torch.compile(net)
         amp = AMP_DTYPES[cfg.train.amp]
         self.eng = Engine(model, net, nn.CrossEntropyLoss(label_smoothing=cfg.train.label_smoothing),
                           build_optimizer(model, cfg.optim),
                           torch.amp.GradScaler(env.device.type, enabled=cfg.train.amp == "fp16"),
-                          env.device, amp, cfg.train.channels_last)
+                          env.device, amp, cfg.train.channels_last, ddp)
         rng.seed_all(cfg.seed + 7919 * env.rank)  # per-rank stream for dropout and the like
         self.epoch = 0  # epoch in progress, 0-based
-        self.meter = EpochMeter(env.device)
+        self.meter = EpochMeter(env.device, self.accum)
+        self.flags = FlagReduction(env)
+        self.records: list[Captured] = []  # step records whose loss is still on the device
         self.progress = Progress(env.is_main, cfg.train.log_every, cfg.train.epochs)
         self.resumed_from = self.resume(found)
+        # after the resume: loading the optimizer's state would put a float learning rate back
+        self.step_fn = graph_step.build(cfg, self.eng, env) if cfg.train.cuda_graph else None
         self.last_save = time.monotonic()
 
     # ------------------------------------------------------------------ files
@@ -110,7 +122,8 @@ class Trainer:
             "config": to_dict(cfg), "seed": cfg.seed, "config_hash": config_hash(cfg),
             "status": "running", "reason": None, "env": envinfo.capture(hosts),
             "world_size": self.env.world_size, "batch_size_per_rank": cfg.train.batch_size,
-            "global_batch": cfg.train.batch_size * self.env.world_size, "steps_per_epoch": self.steps,
+            "global_batch": cfg.train.batch_size * self.env.world_size * self.accum, "accum_steps": self.accum,
+            "steps_per_epoch": self.steps,
             "device": str(self.env.device), "num_params": sum(p.numel() for p in self.eng.model.parameters()),
             "train_size": data.train_size, "val_size": data.val_size, "skipped": data.skipped,
             "created": previous.get("created", _now()), "attempts": previous.get("attempts", []) + [attempt],
@@ -123,8 +136,11 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             record.write(self.run_dir, self.info)
 
-    def save(self) -> None:
-        """Collective checkpoint of the current position; rank 0 writes, all wait for it."""
+    def save(self) -> bool:
+        """Collective checkpoint of the current position; rank 0 writes, all wait for it.
+        A non-finite loss since the last check fails the run instead (nothing written).
+        Returns whether a stop was requested (agreed)."""
+        stop = self.agree().flags.stop
         meter = self.meter.state_dict(self.env)
         rngs = distributed.all_gather(rng.get_state(self.env.device), self.env)
         if self.env.is_main:
@@ -134,6 +150,7 @@ class Trainer:
             checkpoint.save(state, self.ckpt_dir, self.global_step, self.cfg.train.keep_checkpoints)
         distributed.barrier(self.env)
         self.last_save = time.monotonic()
+        return stop
 
     def latest_checkpoint(self) -> tuple[dict[str, Any], Path] | None:
         """The newest readable checkpoint ``(state, path)`` on every rank, or None; cuts
@@ -182,34 +199,66 @@ class Trainer:
     def lr(self, epoch: int, step: int) -> float:
         return lr_at(epoch * self.steps + step, self.steps, self.cfg.train.epochs, self.cfg.optim.lr, self.cfg.sched)
 
-    def sync(self, loss: Tensor | None = None) -> tuple[bool, bool, bool]:
-        """(stop requested, loss non-finite, checkpoint due), the same on every rank.
-        Rank 0's clock decides "due"; ``.tolist()`` waits for the step's GPU work."""
-        every = self.cfg.train.checkpoint_every_steps
-        due = self.env.is_main and (time.monotonic() - self.last_save >= 60 * self.cfg.train.checkpoint_minutes
-                                    or bool(every and (self.global_step + 1) % every == 0))
-        flags = torch.tensor([float(self.stop.requested), 0.0, float(due)]).to(self.env.device)
-        if loss is not None:
-            flags[1] = (~torch.isfinite(loss)).float()
-        distributed.all_reduce_(flags, self.env, torch.distributed.ReduceOp.MAX)
-        stop, bad, due = (v > 0 for v in flags.tolist())
-        return stop, bad, due
+    def _clock_due(self) -> bool:
+        """Rank 0's clock says a checkpoint is due (agreed through the flag reduction)."""
+        return self.env.is_main and time.monotonic() - self.last_save >= 60 * self.cfg.train.checkpoint_minutes
 
-    def after_step(self, flags: tuple[bool, bool, bool], epoch: int, meter: EpochMeter, loss: Tensor,
-                   lr: float) -> bool:
-        stop, bad, due = flags
-        if bad:
-            self.fail(f"non-finite training loss ({loss.item()}) at epoch {epoch + 1} step {meter.steps} "
-                      f"(global step {self.global_step}); the last good checkpoint is kept")
-        if self.progress.wants(meter.steps):  # rank 0's view of the epoch so far, no extra sync
-            img_per_s = self.cfg.train.batch_size * self.env.world_size * meter.steps / max(meter.train_s, 1e-9)
-            self.progress.step(meter.steps, loss.item(), lr, img_per_s, meter.data_s / max(meter.train_s, 1e-9))
-        if self.env.is_main and meter.steps % max(self.cfg.train.log_every, 1) == 0:
-            self.log.write({"kind": "step", "epoch": epoch + 1, "step": self.global_step, "lr": lr,
-                            "loss": loss.item()})
-        if stop or due:
-            self.save()
-        return not stop
+    def _start_flags(self) -> None:
+        self.flags.start(self.stop.requested, self._clock_due(), self.meter.bad_global(self.epoch * self.steps),
+                         self.records)
+        self.records = []
+
+    def _handle(self, got: Collected | None) -> Collected | None:
+        """Write the collected step records (those before a non-finite step), then fail on one."""
+        if got is None:
+            return None
+        bad = got.flags.bad_step
+        for fields, loss in got.records:
+            if bad is None or fields["step"] < bad:
+                self._write_step(fields, loss)
+        if bad is not None:
+            epoch, step = divmod(bad - 1, self.steps)
+            self.fail(f"non-finite training loss at epoch {epoch + 1} step {step + 1} (global step {bad}); "
+                      "the last good checkpoint is kept")
+        return got
+
+    def agree(self) -> Collected:
+        """Blocking sync point (checkpoints, epoch ends): flags agreed now, step records written."""
+        got = self.flags.now(self.stop.requested, False, self.meter.bad_global(self.epoch * self.steps),
+                             self.records)
+        self.records = []
+        return self._handle(got)
+
+    def _write_step(self, fields: dict[str, Any], loss: float) -> None:
+        progress = fields.pop("progress")
+        if self.progress.wants(progress[0]):
+            self.progress.step(progress[0], loss, fields["lr"], *progress[1:])
+        if self.env.is_main and fields.pop("log"):
+            self.log.write({**fields, "loss": loss})
+
+    def after_step(self, epoch: int, meter: EpochMeter, loss: Tensor, lr: float) -> bool:
+        """Control: capture the step record (its loss stays on the device), and at a sync
+        point act on the flags of the previous one: fail, checkpoint, stop."""
+        train = self.cfg.train
+        step, global_step = meter.steps, self.global_step
+        self.progress.tick(step)
+        log = self.env.is_main and step % max(train.log_every, 1) == 0
+        if log or self.progress.wants(step):  # rank 0's view of the epoch so far
+            img_per_s = train.batch_size * self.accum * self.env.world_size * step / max(meter.train_s, 1e-9)
+            fields = {"kind": "step", "epoch": epoch + 1, "step": global_step, "lr": lr, "log": log,
+                      "progress": (step, img_per_s, meter.data_s / max(meter.train_s, 1e-9))}
+            self.records.append(Captured(fields, loss.detach() if self.step_fn is None else loss.detach().clone()))
+        every = train.checkpoint_every_steps
+        checkpoint_due = bool(every and global_step % every == 0)
+        if step == self.steps or not (checkpoint_due or step % train.sync_every == 0):
+            return True  # the epoch's end is a sync point of its own (epochs())
+        got = self._handle(self.flags.collect())
+        self._start_flags()
+        flags = got.flags if got else None
+        if checkpoint_due or (flags and (flags.stop or flags.due)):
+            if self.save():
+                return False
+        return not (flags and flags.stop)
 
     def fail(self, reason: str) -> None:
         self.run_record("failed", reason)
@@ -234,9 +283,11 @@ class Trainer:
             if env.device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(env.device)
             self.progress.start_epoch(epoch, self.steps, self.meter.steps)
-            batches = self.data.train_batches(epoch, self.meter.steps, self.steps)  # train.steps_per_epoch may cap it
-            if not train_one_epoch(eng, batches, epoch, self.steps, self.meter, self):
+            # train.steps_per_epoch may cap the epoch; accum_steps batches per step
+            batches = self.data.train_batches(epoch, self.meter.steps * self.accum, self.steps * self.accum)
+            if not train_one_epoch(eng, batches, epoch, self.steps, self.meter, self, self.step_fn):
                 return PREEMPTED
+            stop = self.agree().flags.stop  # fails here on a non-finite loss: no epoch record
             t_eval = time.perf_counter()
             val = evaluate(eng, self.data.val_batches(), env)
             train = self.meter.summary(env)
@@ -247,9 +298,8 @@ class Trainer:
                    "wall_s": train["train_s"] + eval_s, "peak_gpu_mem_gib": peak}
             self.log.write(rec)  # before the checkpoint: a crash in between re-runs (and re-logs) the epoch
             self.progress.end_epoch(rec)
-            self.epoch, self.meter = epoch + 1, EpochMeter(env.device)
-            self.save()
-            if self.sync()[0]:
+            self.epoch, self.meter = epoch + 1, EpochMeter(env.device, self.accum)
+            if self.save() or stop:
                 return PREEMPTED
         self.run_record("completed", final=self.log.last("epoch"))
         return COMPLETED

@@ -1,0 +1,83 @@
+"""``train.cuda_graph: true``: the whole training step (forward, backward, optimizer, CWN's
+Triton kernels included) captured once as a CUDA graph and replayed every later step.
+
+After :data:`WARMUP` eager steps on a side stream (real steps of the run: cuDNN autotuning,
+Triton compilation, the optimizer's momentum buffers happen there; DDP asks for 11), the
+step is captured on static input buffers; each later step copies its batch into them and
+replays. The learning rate becomes a device tensor filled before each replay. Shapes must be
+static (every train batch is full, so they are). What cannot be captured is refused with a
+UserError: a CPU device, ``train.amp: fp16`` (the GradScaler reads ``found_inf`` on the host
+every step), ``train.compile`` (its ``mode="reduce-overhead"`` makes graphs of its own).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from cwn_bench.config import Config
+from cwn_bench.errors import UserError
+from cwn_bench.train.distributed import DistEnv
+from cwn_bench.train.loop import Batch, Engine, train_step
+
+WARMUP, DDP_WARMUP = 3, 11  # eager steps before the capture (DDP's number: torch's CUDA-graph notes)
+
+
+def check(cfg: Config, device: torch.device) -> None:
+    """Raise UserError when ``train.cuda_graph`` cannot work with ``cfg`` on ``device``."""
+    if device.type != "cuda":
+        raise UserError(f"train.cuda_graph=true needs a GPU, but the run is on {device}; "
+                        "set train.cuda_graph=false (or train.device=cuda on a GPU machine)")
+    if cfg.train.amp == "fp16":
+        raise UserError("train.cuda_graph=true with train.amp=fp16: the fp16 GradScaler reads found_inf on the "
+                        "host every step, which cannot be captured; use train.amp=bf16 or none")
+    if cfg.train.compile:
+        raise UserError("train.cuda_graph=true with train.compile=true: choose one (torch.compile's "
+                        "mode='reduce-overhead' captures graphs of its own)")
+
+
+class GraphedStep:
+    """A :data:`cwn_bench.train.loop.StepFn`: eager warm-up, one capture, then replays.
+    Returns the graph's static (loss, hits) tensors, overwritten by the next replay."""
+
+    def __init__(self, eng: Engine, warmup: int) -> None:
+        self.eng, self.warmup, self.done = eng, warmup, 0
+        self.side = torch.cuda.Stream(eng.device)
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.static: list[Batch] = []
+        self.out: tuple[Tensor, Tensor] | None = None
+        for group in eng.optimizer.param_groups:  # a float lr would be baked into the graph
+            group["lr"] = torch.tensor(float(group["lr"]), device=eng.device)
+            if "capturable" in group:  # Adam's step counter stays on the device
+                group["capturable"] = True
+
+    def __call__(self, micro: list[Batch]) -> tuple[Tensor, Tensor]:
+        current = torch.cuda.current_stream(self.eng.device)
+        if self.graph is None and self.done < self.warmup:
+            self.side.wait_stream(current)
+            with torch.cuda.stream(self.side):
+                out = train_step(self.eng, micro)
+            current.wait_stream(self.side)
+            self.done += 1
+            return out
+        if self.graph is None:
+            self.static = [(images.clone(), labels.clone()) for images, labels in micro]
+            self.graph = torch.cuda.CUDAGraph()
+            self.eng.autocast_cache = False
+            try:
+                with torch.cuda.graph(self.graph):
+                    self.out = train_step(self.eng, self.static)
+            finally:
+                self.eng.autocast_cache = True
+        for (images, labels), (new_images, new_labels) in zip(self.static, micro):
+            images.copy_(new_images, non_blocking=True)
+            labels.copy_(new_labels, non_blocking=True)
+        self.graph.replay()
+        assert self.out is not None
+        return self.out
+
+
+def build(cfg: Config, eng: Engine, env: DistEnv) -> GraphedStep:
+    """The graphed step of ``cfg`` (checked by :func:`check`)."""
+    check(cfg, env.device)
+    return GraphedStep(eng, DDP_WARMUP if env.distributed else WARMUP)
