@@ -351,6 +351,41 @@ def test_two_process_gloo_ddp_equals_one_process_with_the_global_batch(tmp_path,
         assert a["val_top1_err"] == pytest.approx(b["val_top1_err"], abs=0.6)  # one image = 0.28%
 
 
+@pytest.mark.slow
+def test_two_ranks_accumulating_two_batches_of_16_equal_one_process_with_batch_64(tmp_path, digits_root):
+    """train.accum_steps=2: each rank's micro-batches k = 2s, 2s+1 together with the other
+    rank's are perm[64s:64s+64], the single process's batch s; each micro-batch's mean loss
+    is weighted 1/2 and DDP averages the two ranks (no_sync on the first micro-batch), so the
+    gradient is the mean over the 64. Same weights within float tolerance (no BN)."""
+    config = write_config(tmp_path, digits_root, train={"epochs": 1, "checkpoint_every_steps": None})
+    single = tmp_path / "single"
+    cfg = load_config(config)
+    cfg.train.batch_size = 64
+    assert run(cfg, single) == "completed"
+    ddp = tmp_path / "ddp"
+    procs, outs = train_two_ranks(config, ddp, overrides=("train.accum_steps=2",))
+    assert [p.returncode for p in procs] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
+    info, one = (json.loads((d / "run.json").read_text()) for d in (ddp, single))
+    assert (info["global_batch"], info["accum_steps"], info["steps_per_epoch"]) == (64, 2, 1442 // 64)
+    assert (one["global_batch"], one["steps_per_epoch"]) == (64, 1442 // 64)
+    assert info["config_hash"] != one["config_hash"]  # batch_size differs; accum_steps alone would not count
+    got, want = final_weights(ddp), final_weights(single)
+    for name in want:
+        torch.testing.assert_close(got[name], want[name], rtol=1e-4, atol=1e-5)
+    (a,), (b,) = records(ddp, "epoch"), records(single, "epoch")
+    assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5) and a["step"] == b["step"] == 22
+
+
+def test_accum_steps_is_a_run_time_setting_left_out_of_the_config_hash():
+    from cwn_bench.config import Config, config_hash
+
+    base, other = Config(), Config()
+    other.train.accum_steps, other.train.sync_every = 4, 7
+    assert config_hash(base) == config_hash(other)
+    other.train.batch_size = 16
+    assert config_hash(base) != config_hash(other)
+
+
 # `cwn-bench train` that prints how many images each rank summed for the dataset statistics
 # and a digest of the statistics it standardises its inputs with
 SHARED_STATS = """
