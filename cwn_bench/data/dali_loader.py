@@ -148,7 +148,8 @@ class DaliData(SourceData):
             except RuntimeError as err:
                 raise _culprit(feeder.fed[0] if feeder.fed else [], d.grayscale, str(err)) from None
             feeder.fed.popleft()
-            yield (_to_torch(images, self.device), torch.from_numpy(np.array(labels.as_tensor())).view(-1),
+            labels = torch.from_numpy(np.array(labels.as_tensor())).view(-1)  # DALI's labels stay on the CPU
+            yield (_to_torch(images, self.device), labels.pin_memory() if gpu else labels,  # images already there
                    int(np.array(skipped.as_tensor()).sum()))
         if feeder.error is not None:
             raise feeder.error

@@ -16,6 +16,7 @@ from torch import Tensor
 from cwn_bench.config import Config
 from cwn_bench.data import sharding
 from cwn_bench.data.augment import EVAL
+from cwn_bench.data.prefetch import prefetched
 from cwn_bench.data.sources import Source
 from cwn_bench.data.transforms import Normalizer, feature_stats, feature_sums
 from cwn_bench.errors import UserError
@@ -96,11 +97,18 @@ class DataModule:
                                                                      self.world_size)))
 
     def _finish(self, raw: Iterator[RawBatch]) -> Iterator[tuple[Tensor, Tensor]]:
+        """To the device (``non_blocking`` from the loaders' pinned batches on a GPU) and
+        normalised, the next batch staged while the current one trains
+        (:func:`~cwn_bench.data.prefetch.prefetched`)."""
         non_blocking = self.device.type == "cuda"
-        for images, labels, skipped in raw:
+
+        def stage(batch: RawBatch) -> tuple[Tensor, Tensor]:
+            images, labels, skipped = batch
             self.skipped += skipped
             images = images.to(self.device, non_blocking=non_blocking)
-            yield self.normalize(images), labels.to(self.device, torch.int64, non_blocking=non_blocking)
+            return self.normalize(images), labels.to(self.device, torch.int64, non_blocking=non_blocking)
+
+        yield from prefetched(raw, stage, self.device)
 
     # backends implement these three
     def _raw_train(self, epoch: int, plan: list[list[int]]) -> Iterator[RawBatch]:
