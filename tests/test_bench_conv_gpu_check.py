@@ -24,10 +24,13 @@ def test_quick_dry_run_writes_every_part_and_the_overhead_summary(tmp_path, caps
     assert any(r["out_dtype"] == "bfloat16" for r in correctness[1:] if "out_dtype" in r)
     summary = (out_dir / "summary.md").read_text()
     assert "paper fwd+bwd bf16 nchw cwn-triton / plain" in summary and "train step batch 2" in summary
+    assert "harness batch 2 fp32 nhwc train / bench step img/s" in summary and ">= 0.98" in summary
+    (harness,) = [json.loads(line) for line in (out_dir / "harness.jsonl").read_text().splitlines()][1:]
+    assert harness["ratio"] == harness["train_img_per_s"] / harness["step_img_per_s"] and harness["sync_warnings"] == 0
     assert "failed: nothing" in summary and summary in capsys.readouterr().out
     timings = json.loads((out_dir / "summary.json").read_text())["seconds"]
     graph = {"conv-googlenet_bn-graph"} if DEVICE == "cuda" else set()
-    assert set(timings) == {"kernel-correctness", "conv-paper", "conv-googlenet_bn", "step", *graph}
+    assert set(timings) == {"kernel-correctness", "conv-paper", "conv-googlenet_bn", "step", "harness", *graph}
 
 
 def test_overhead_table_compares_measurements_with_targets():
@@ -77,3 +80,23 @@ def test_a_run_killed_mid_part_keeps_the_summary_of_the_parts_before(tmp_path, m
     assert "failed: nothing" in summary and "not run yet: step" in summary
     timing = json.loads((out_dir / "summary.json").read_text())
     assert set(timing["seconds"]) == {"kernel-correctness", "conv-paper"} and timing["pending"] == ["step"]
+
+
+def test_the_harness_counts_only_syncs_inside_the_step_loop_outside_its_sync_points():
+    import traceback
+
+    from cwn_bench.bench.harness import _in_step_loop
+
+    def stack(*names):
+        return traceback.StackSummary.from_list([("run.py", 1, name, "") for name in names])
+
+    assert _in_step_loop(stack("fit", "epochs", "train_one_epoch", "train_step"))
+    assert not _in_step_loop(stack("fit", "epochs", "train_one_epoch", "after_step", "collect"))
+    assert not _in_step_loop(stack("fit", "epochs", "evaluate"))
+
+
+def test_gpu_check_help_lists_every_part(capsys):
+    with pytest.raises(SystemExit):
+        gpu_check.main(["--help"])
+    listed = capsys.readouterr().out.replace("\n", " ").replace("  ", " ").replace("- ", "-")
+    assert all(part in listed for part in gpu_check.PARTS) and "harness" in gpu_check.PARTS

@@ -23,3 +23,8 @@ def test_step_bench_writes_img_per_s_and_ratio_per_batch(tmp_path, capsys):
 def test_step_bench_rejects_a_tiny_image(tmp_path, capsys):
     assert cli.main(["bench", "step", "--image-size", "8", "--device", "cpu", "--out", str(tmp_path / "s.jsonl")]) == 2
     assert "--image-size >= 32" in capsys.readouterr().err
+
+
+def test_step_bench_refuses_cuda_graphs_on_a_cpu(tmp_path, capsys):
+    assert cli.main(["bench", "step", "--cuda-graph", "--device", "cpu", "--out", str(tmp_path / "s.jsonl")]) == 2
+    assert "--cuda-graph needs a CUDA device" in capsys.readouterr().err

@@ -3,24 +3,24 @@
 Runs from a bare checkout (``PYTHONPATH=. python -m cwn_bench.bench.gpu_check``; needs
 only torch and Triton) in a few minutes on one GPU:
 
-1. kernel correctness: the Triton forward and backward against the float64 reference
-   (:func:`cwn_bench.nn.functional._reference` differentiated by autograd) on the paper's
-   weight, GoogLeNet-BN's largest fan-in, its classifier, an odd shape and a
-   channels_last weight, for float32 -> float32, float32 -> bfloat16 and float64, plus
-   ``gradcheck`` in float64;
+1. ``kernel-correctness`` (:mod:`cwn_bench.bench.kernel_check`): the Triton forward and
+   backward against the float64 reference, plus ``gradcheck`` in float64;
 2. ``bench conv`` on the paper shape: every variant and pass, bf16 and tf32, nchw and nhwc
    (``cwn-compiled`` for fwd+bwd only, in its own file: each config compiles afresh);
 3. ``bench conv`` on the googlenet_bn shapes (batch 64 and 256): cwn-triton and
    cwn-reference, fwd+bwd and eval-fwd, bf16 channels_last; then cwn-triton again with
    CUDA-graph replay (GPU time alone: small convs are otherwise launch-bound);
-4. ``bench step``: googlenet_bn training steps, batch 64 and 256, bf16 channels_last.
+4. ``bench step``: googlenet_bn training steps, batch 64 and 256, bf16 channels_last;
+5. ``harness`` (:mod:`cwn_bench.bench.harness`): googlenet_bn trained through
+   ``cwn_bench.train.run`` on synthetic data against ``bench step``, batch 8, 64 and 256,
+   under ``torch.cuda.set_sync_debug_mode("warn")``.
 
 Everything goes to ``results/<UTC date>-<card>/``: one ``<part>.jsonl`` per part
 (``correctness``, ``conv-paper``, ``conv-paper-compiled``, ``conv-googlenet_bn``,
-``conv-googlenet_bn-graph``, ``step``), ``errors.txt`` with the trace of a part that
+``conv-googlenet_bn-graph``, ``step``, ``harness``), ``errors.txt`` with the trace of a part that
 raised, and ``summary.md`` / ``summary.json`` (failed parts, seconds per part, parts not
-run yet), rewritten after every part. The overhead table against the issue's targets is
-printed. Exit status 1 when a kernel is wrong or a part failed. ``--quick --device cpu``
+run yet), rewritten after every part. The overhead table against the targets of
+:mod:`cwn_bench.bench.targets` is printed. Exit status 1 when a kernel is wrong or a part failed. ``--quick --device cpu``
 is a dry run of the same path on tiny shapes (the kernels through ``TRITON_INTERPRET=1``);
 its numbers mean nothing.
 """
@@ -43,79 +43,14 @@ from typing import Any
 import torch
 
 from cwn_bench.bench.conv import resolve_device, run_conv
-from cwn_bench.bench.env import JsonlWriter, card_name, environment
+from cwn_bench.bench.env import card_name
+from cwn_bench.bench.harness import HarnessSpec, run_harness
+from cwn_bench.bench.kernel_check import check_kernels
 from cwn_bench.bench.options import ConvBenchSpec, StepBenchSpec
 from cwn_bench.bench.step import run_step
 from cwn_bench.bench.table import format_table, geomean_rows
+from cwn_bench.bench.targets import TARGETS, Target
 from cwn_bench.errors import UserError
-
-EPS = 1e-5
-# (weight shape, channels_last): the paper's conv, GoogLeNet-BN's largest fan-in
-# (1024 * 2 * 2 = 4096, one chunk) and classifier, a fan-in over one chunk (three: 4096,
-# 4096, 808), an odd shape, the paper's weight in channels_last.
-FULL_CASES = [((128, 128, 3, 3), False), ((1024, 1024, 2, 2), False), ((1000, 1024), False), ((48, 9000), False),
-              ((7, 3, 5, 5), False), ((128, 128, 3, 3), True)]
-QUICK_CASES = [((5, 3, 3, 3), False), ((2, 4100), False), ((6, 4, 3, 3), True)]
-# (input dtype, output dtype, tolerance on max|error| / max|reference| for w, for dv and dg):
-# a bf16 output is rounded (2^-8 relative) but the gradients are still computed in float32.
-PRECISIONS = [(torch.float32, torch.float32, 1e-5, 2e-5), (torch.float32, torch.bfloat16, 1e-2, 2e-5),
-              (torch.float64, torch.float64, 1e-12, 1e-12)]
-
-
-def _rel_err(got: torch.Tensor, ref: torch.Tensor) -> float:
-    return ((got.double() - ref).abs().max() / ref.abs().max().clamp_min(1e-300)).item()
-
-
-def _check_case(shape: tuple[int, ...], channels_last: bool, dtypes: tuple, device: torch.device) -> dict[str, Any]:
-    from cwn_bench.nn.functional import _reference
-    from cwn_bench.nn.triton_cwn import centered_weight_norm_triton
-
-    in_dtype, out_dtype, w_tol, grad_tol = dtypes
-    gen = torch.Generator(device="cpu").manual_seed(0)
-    v = torch.randn(shape, generator=gen, dtype=torch.float64) + 0.5  # a non-zero mean per row
-    g = torch.rand(shape[0], generator=gen, dtype=torch.float64) + 0.5
-    grad_w = torch.randn(shape, generator=gen, dtype=torch.float64).to(out_dtype)  # as the conv hands it back
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    v_dev = v.to(device, in_dtype).contiguous(memory_format=fmt).requires_grad_()
-    g_dev = g.to(device, in_dtype).requires_grad_()
-    w = centered_weight_norm_triton(v_dev, g_dev, EPS, out_dtype)
-    dv, dg = torch.autograd.grad(w, (v_dev, g_dev), grad_w.to(device))
-    v_ref = v_dev.detach().cpu().double().requires_grad_()  # the same (rounded) inputs, in float64
-    g_ref = g_dev.detach().cpu().double().requires_grad_()
-    w_ref = _reference(v_ref, g_ref, EPS)
-    dv_ref, dg_ref = torch.autograd.grad(w_ref, (v_ref, g_ref), grad_w.double())
-    errors = {"w_rel_err": _rel_err(w.cpu(), w_ref.detach()), "dv_rel_err": _rel_err(dv.cpu(), dv_ref),
-              "dg_rel_err": _rel_err(dg.cpu(), dg_ref)}
-    ok = errors["w_rel_err"] <= w_tol and max(errors["dv_rel_err"], errors["dg_rel_err"]) <= grad_tol
-    return {"kind": "correctness", "case": "x".join(map(str, shape)) + (" channels_last" if channels_last else ""),
-            "in_dtype": str(in_dtype).removeprefix("torch."), "out_dtype": str(out_dtype).removeprefix("torch."),
-            "strides_kept": w.stride() == v_dev.stride(), **errors, "w_tol": w_tol, "grad_tol": grad_tol, "ok": ok}
-
-
-def _gradcheck(device: torch.device) -> dict[str, Any]:
-    from cwn_bench.nn.triton_cwn import centered_weight_norm_triton
-
-    v = torch.randn(6, 3, 3, 3, device=device, dtype=torch.float64, requires_grad=True)
-    g = torch.rand(6, device=device, dtype=torch.float64, requires_grad=True)
-    ok = torch.autograd.gradcheck(lambda a, b: centered_weight_norm_triton(a, b, EPS, torch.float64), (v, g),
-                                  raise_exception=False)
-    return {"kind": "correctness", "case": "gradcheck 6x3x3x3", "in_dtype": "float64", "ok": bool(ok)}
-
-
-def check_kernels(device: torch.device, quick: bool, out: Path) -> bool:
-    """Correctness rows to ``out``; True when every case is within its tolerance and the
-    output kept the weight's strides."""
-    with JsonlWriter(out) as writer:
-        writer.write(environment(device, bench="kernel-correctness"))
-        for shape, channels_last in QUICK_CASES if quick else FULL_CASES:
-            for dtypes in PRECISIONS:
-                writer.write(_check_case(shape, channels_last, dtypes, device))
-        writer.write(_gradcheck(device))
-    rows = writer.rows[1:]
-    print(format_table(rows, ("case", "in_dtype", "out_dtype", "w_rel_err", "dv_rel_err", "dg_rel_err", "w_tol",
-                              "grad_tol", "ok")))
-    return all(r["ok"] and r.get("strides_kept", True) for r in rows)
-
 
 def _results_dir(root: Path, device: torch.device) -> Path:
     card = re.sub(r"[^a-z0-9]+", "-", card_name(device).lower()).strip("-")
@@ -136,22 +71,23 @@ def _fmt(value: float | None) -> str:
 
 
 def overhead_table(results: dict[str, list[dict]], dtypes: list[str]) -> list[dict]:
-    """The issue's targets next to what was measured (``met`` is None when not measured)."""
+    """The targets of :data:`cwn_bench.bench.targets.TARGETS` next to what was measured
+    (``met`` is "-" when not measured or not a target)."""
     lines = []
 
-    def add(what: str, value: float | None, target: float | None) -> None:
-        met = None if value is None or target is None else value <= target
-        lines.append({"quantity": what, "ratio": _fmt(value), "target": f"<= {target}" if target else "(reported)",
+    def add(what: str, value: float | None, target: Target | None) -> None:
+        met = None if value is None or target is None else target.met(value)
+        lines.append({"quantity": what, "ratio": _fmt(value), "target": target.text() if target else "(reported)",
                       "met": "-" if met is None else "yes" if met else "NO"})
 
     for dtype in dtypes:
-        for variant, target in (("cwn-triton", 1.02), ("cwn-reference", None), ("cwn-compiled", None)):
+        for variant, target in (("cwn-triton", TARGETS["paper_conv"]), ("cwn-reference", None), ("cwn-compiled", None)):
             row = _find(results.get("conv-paper", []) + results.get("conv-paper-compiled", []), kind="measurement",
                         variant=variant, dtype=dtype, memory_format="nchw", **{"pass": "fwd+bwd"})
             add(f"paper fwd+bwd {dtype} nchw {variant} / plain", row and row["ratio_vs_plain"], target)
     for part, how in (("conv-googlenet_bn", ""), ("conv-googlenet_bn-graph", " CUDA graph")):
         convs = [r for r in results.get(part, []) if r.get("layer") == "conv"]
-        for pass_, target in (("fwd+bwd", 1.03), ("eval-fwd", 1.005)):
+        for pass_, target in (("fwd+bwd", TARGETS["googlenet_convs"]), ("eval-fwd", TARGETS["googlenet_convs_eval"])):
             for summary in geomean_rows([r for r in convs if r["pass"] == pass_]):
                 add(f"googlenet_bn convs geomean {pass_} {summary['dtype']} {summary['memory_format']}{how} "
                     f"{summary['variant']} / plain ({summary['shapes']} shapes)", summary["geomean_ratio"],
@@ -159,7 +95,12 @@ def overhead_table(results: dict[str, list[dict]], dtypes: list[str]) -> list[di
     for row in results.get("step", []):
         if row.get("kind") == "measurement" and row["variant"] == "cwn":
             add(f"googlenet_bn train step batch {row['batch']} {row['dtype']} {row['memory_format']} cwn / plain "
-                f"({row['img_per_s']:.4g} img/s)", row["ratio_vs_plain"], 1.03)
+                f"({row['img_per_s']:.4g} img/s)", row["ratio_vs_plain"], TARGETS["train_step"])
+    for row in results.get("harness", []):
+        if row.get("kind") == "harness":
+            add(f"harness batch {row['batch']} {row['dtype']} {row['memory_format']} train / bench step img/s "
+                f"({row['train_img_per_s']:.4g} vs {row['step_img_per_s']:.4g}; "
+                f"{row['sync_warnings']} sync warnings between sync points)", row["ratio"], TARGETS["harness"])
     return lines
 
 
@@ -180,18 +121,26 @@ def _parts(device: torch.device, quick: bool, out_dir: Path) -> tuple[list[tuple
                                cuda_graph=True, **reps)
     step = StepBenchSpec([64, 256] if not quick else [2], 224 if not quick else 64, "bf16" if cuda else "fp32", "nhwc",
                          str(device), **reps)
+    harness = HarnessSpec([8, 64, 256] if not quick else [2], step.image_size, step.dtype, step.memory_format,
+                          str(device), steps=100 if not quick else 2, **reps)
     parts = [("conv-paper", run_conv, conv_paper), ("conv-paper-compiled", run_conv, conv_compiled),
              ("conv-googlenet_bn", run_conv, conv_googlenet), ("conv-googlenet_bn-graph", run_conv, conv_graph),
-             ("step", run_step, step)]
+             ("step", run_step, step), ("harness", run_harness, harness)]
     left_out = {"conv-paper-compiled"} if quick else set()  # 20-30 s of inductor per config on a CPU
     left_out |= set() if cuda else {"conv-googlenet_bn-graph"}  # CUDA graphs need a GPU
     return [(name, functools.partial(run, spec, out_dir / f"{name}.jsonl")) for name, run, spec in parts
             if name not in left_out], dtypes
 
 
+PARTS = ("kernel-correctness", "conv-paper", "conv-paper-compiled", "conv-googlenet_bn", "conv-googlenet_bn-graph",
+         "step", "harness")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cwn_bench.bench.gpu_check", description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda", help="(default: cuda)")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), metavar="PART",
+                        help=f"parts to run, in this order: {', '.join(PARTS)} (default: all)")
     parser.add_argument("--quick", action="store_true", help="tiny shapes and 2 pairs: a dry run of the path")
     parser.add_argument("--results-root", type=Path, default=Path("results"), help="(default: results)")
     args = parser.parse_args(argv)
@@ -209,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     parts, dtypes = _parts(device, args.quick, out_dir)
     parts.insert(0, ("kernel-correctness", functools.partial(check_kernels, device, args.quick,
                                                              out_dir / "correctness.jsonl")))
+    parts = [(name, run) for name, run in parts if name in args.parts]
     results: dict[str, Any] = {}
     seconds: dict[str, float] = {}
     for done, (name, run) in enumerate(parts, 1):

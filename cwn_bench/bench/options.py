@@ -56,6 +56,7 @@ class StepBenchSpec:
     device: str | None = None
     reps: int | None = None
     warmup: int | None = None
+    cuda_graph: bool = False  # the whole step captured once and replayed
 
 
 def default_out(bench: str) -> Path:
@@ -125,6 +126,8 @@ def add_step_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", choices=DTYPES, default=spec.dtype, help=f"(default: {spec.dtype}, autocast)")
     p.add_argument("--format", dest="memory_format", choices=FORMATS, default=spec.memory_format,
                    help=f"(default: {spec.memory_format})")
+    p.add_argument("--cuda-graph", action="store_true",
+                   help="capture the whole step (fwd, bwd, SGD) once as a CUDA graph and replay it (GPU)")
     _common(p, "step")
 
 

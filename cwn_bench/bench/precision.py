@@ -42,10 +42,11 @@ def tf32_mode(enabled: bool) -> Iterator[None]:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
-def autocast(dtype: str, device: torch.device) -> contextlib.AbstractContextManager:
-    """``torch.autocast`` for ``bf16``, a null context otherwise."""
+def autocast(dtype: str, device: torch.device, cache: bool = True) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` for ``bf16``, a null context otherwise. ``cache=False`` for a step
+    captured in a CUDA graph (torch's rule: autocast's weight cast cache must be off there)."""
     if dtype == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
+        return torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=cache)
     return contextlib.nullcontext()
 
 

@@ -28,7 +28,7 @@ from cwn_bench.bench.options import StepBenchSpec, resolve_pairs
 from cwn_bench.bench.progress import progress
 from cwn_bench.bench.shapes import googlenet_bn_model, model_set_name
 from cwn_bench.bench.table import format_table
-from cwn_bench.bench.timing import Workload, summarize, time_pairs
+from cwn_bench.bench.timing import Workload, capture_graph, summarize, time_pairs
 from cwn_bench.errors import UserError
 
 STEP_COLUMNS = ("shape", "variant", "dtype", "memory_format", "median_ms", "iqr_ms", "img_per_s", "ratio_vs_plain")
@@ -41,22 +41,26 @@ def _resolve(spec: StepBenchSpec) -> tuple[torch.device, int, int]:
     precision.check_dtype(spec.dtype, device)
     precision.memory_format(spec.memory_format)
     reps, warmup = resolve_pairs("step", device.type, spec.reps, spec.warmup)
+    if spec.cuda_graph and device.type != "cuda":
+        raise UserError(f"bench step --cuda-graph needs a CUDA device, got --device {device}")
     if min(spec.batch_sizes, default=0) < 1 or spec.image_size < 32:
         raise UserError("bench step: need batch sizes >= 1 and --image-size >= 32")
     return device, reps, warmup
 
 
-def _train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, dtype: str) -> Workload:
+def _train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, dtype: str,
+                cuda_graph: bool = False) -> Workload:
+    """The step as a workload; with ``cuda_graph`` captured once (after a warm-up) and replayed."""
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        with precision.autocast(dtype, images.device):
+        with precision.autocast(dtype, images.device, cache=not cuda_graph):
             loss = F.cross_entropy(model(images), labels)
         loss.backward()
         optimizer.step()
 
-    return Workload(step)
+    return capture_graph(Workload(step)) if cuda_graph else Workload(step)
 
 
 def _model(method: str, spec: StepBenchSpec, device: torch.device) -> tuple[nn.Module, str]:
@@ -69,7 +73,7 @@ def _row(set_name: str, batch: int, spec: StepBenchSpec, variant: str, **fields:
     side = spec.image_size
     return {"kind": "measurement", "bench": "step", "shape": f"{set_name}:{batch}x3x{side}x{side}",
             "variant": variant, "pass": "train-step", "dtype": spec.dtype, "memory_format": spec.memory_format,
-            "batch": batch, **fields}
+            "batch": batch, "cuda_graph": spec.cuda_graph, **fields}
 
 
 def _measure(models: dict[str, nn.Module], batch: int, spec: StepBenchSpec, device: torch.device, reps: int,
@@ -78,8 +82,8 @@ def _measure(models: dict[str, nn.Module], batch: int, spec: StepBenchSpec, devi
     images = torch.randn(batch, 3, spec.image_size, spec.image_size, device=device)
     images = images.contiguous(memory_format=precision.memory_format(spec.memory_format))
     labels = torch.randint(0, NUM_CLASSES, (batch,), device=device)
-    plain, cwn = (_train_step(models[m], images, labels, spec.dtype) for m in ("plain", "cwn"))
     try:
+        plain, cwn = (_train_step(models[m], images, labels, spec.dtype, spec.cuda_graph) for m in ("plain", "cwn"))
         stats = summarize(time_pairs(plain, cwn, reps, warmup, device, flush_l2=False))
     except torch.OutOfMemoryError:
         torch.cuda.empty_cache()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from cwn_bench.bench import targets
 from cwn_bench.report.read import Inputs
 
 MAX_PROBLEM_ROWS = 100  # problems listed one by one in report.md; all are in problems.csv
@@ -118,7 +119,8 @@ def overhead_section(oh: pd.DataFrame) -> Section:
         "IQR (ms)": oh.iqr_ms.map(lambda x: num(x, 3)), "ratio vs plain": oh.ratio_vs_plain.map(lambda x: num(x, 3)),
         "card": oh.card, "skipped": oh.reason}).fillna("").astype(str)
     return Section("overhead", "Kernel overhead", "From bench JSONL; ratio vs plain is the median of pairwise "
-                   "ratios measured alternately in one run.", table, latex=True)
+                   f"ratios measured alternately in one run. Targets (cwn_bench.bench.targets): {targets.describe()}.",
+                   table, latex=True)
 
 
 def loaders_section(ld: pd.DataFrame) -> Section:
