@@ -55,6 +55,7 @@ class DataConfig:
     normalize: Literal["imagenet", "dataset"] = "imagenet"  # dataset: per-feature train stats
     workers: int = 2  # loader worker processes / DALI threads per rank
     skip_corrupt: bool = False  # skip and count unreadable images instead of failing
+    scaled_decode: bool = True  # torch loader: decode a JPEG at 1/2-1/8 scale when its crop is >= 2x the output
     synthetic_samples: int = 1024  # images per epoch when loader=synthetic
 
 

@@ -19,3 +19,15 @@ def test_cpu_time_counts_a_child_that_is_still_running():
     finally:
         child.kill()
         child.wait()
+
+
+def test_the_decode_only_reference_reads_the_same_files_and_is_the_ratios_denominator(digits_root, tmp_path):
+    from cwn_bench.bench.data import run_data
+
+    rows = run_data(digits_root, ["torch", "decode-only"], tmp_path / "d.jsonl", batch_size=128, image_size=32,
+                    warmup=0, workers=1)
+    torch_row, reference = rows
+    assert reference["loader"] == "decode-only" and reference["images"] == torch_row["images"] == 11 * 128
+    assert reference["img_per_s"] > 0 and reference["workers"] == 1
+    last = (tmp_path / "d.jsonl").read_text().splitlines()[-1]
+    assert '"numerator": "torch", "denominator": "decode-only"' in last

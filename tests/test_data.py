@@ -332,3 +332,37 @@ def test_file_source_paths_stay_shared_with_forked_workers():
     os.waitpid(pid, 0)
     copied_kb = int(os.read(read, 64))
     assert copied_kb < 8 * 1024, f"the worker copied {copied_kb} kB"
+
+
+def test_a_large_crop_is_decoded_at_reduced_scale_with_the_same_region(tmp_path):
+    """data.scaled_decode: a JPEG whose crop spans >= 2x the output is decoded at 1/2, 1/4 or
+    1/8 scale (PIL's draft) and the same region resized from it; on a smooth image the pixels
+    stay within a few grey levels of the full decode's."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from cwn_bench.data.augment import Box
+    from cwn_bench.data.images import decode
+    from cwn_bench.data.transforms import crop_resize, decode_scale
+
+    assert decode_scale(Box(0, 0, 500, 375, False), 224, 500, 375) == 1  # 375 < 2 x 224
+    assert decode_scale(Box(10, 20, 300, 200, False), 64, 500, 375) == 2
+    assert decode_scale(Box(0, 0, 500, 375, False), 32, 500, 375) == 8
+    assert decode_scale(Box(-4, 0, 500, 375, False), 32, 500, 375) == 1  # reaches outside: padded at full scale
+    yy, xx = np.mgrid[0:375, 0:500]
+    pixels = np.stack([127 + 100 * np.sin(xx * f + yy * f / 2) for f in (0.01, 0.02, 0.03)], -1).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "JPEG", quality=90)
+    data = buf.getvalue()
+    crop = Box(37, 51, 401, 300, True)
+    full = crop_resize(decode(data, "x.jpg", False), crop, 64).float()
+    scale = decode_scale(crop, 64, 500, 375)
+    reduced_image = decode(data, "x.jpg", False, scale)
+    assert scale == 4 and reduced_image.size == (125, 94)
+    reduced = crop_resize(reduced_image, crop, 64, scale).float()
+    assert reduced.shape == full.shape == (3, 64, 64)
+    assert (reduced - full).abs().mean() < 2.0 and (reduced - full).abs().max() < 24
+    shifted = crop_resize(reduced_image, crop._replace(x=crop.x + 40), 64, scale).float()
+    assert (shifted - full).abs().mean() > 5 * (reduced - full).abs().mean()  # the region matters

@@ -6,7 +6,8 @@ training uses, so bad input fails here exactly as in training -- with the train 
 epochs after a short warm-up. Several loaders are timed alternately, rep by rep, so their
 ratio is measured side by side. Writes JSONL: the environment header, one
 ``{"kind": "data", "loader", "device", "batch_size", "images", "skipped", "img_per_s", ...}``
-per loader and rep (with ``cpu_ms_per_img``, CPU time of the process and its workers per
+per loader and rep (``decode-only``: the reference, whole-image PIL decodes of the same train
+files in the same order in ``workers`` processes, no crop, no resize, no copy) (with ``cpu_ms_per_img``, CPU time of the process and its workers per
 image: a cost that a busy machine distorts less than wall time), then ``{"kind":
 "data_ratio", ...}`` rows (median of the per-rep img/s ratios of each loader to the last).
 """
@@ -22,11 +23,55 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils.data import DataLoader, Dataset
 
 from cwn_bench.bench.env import JsonlWriter, environment
 from cwn_bench.bench.progress import progress
 from cwn_bench.config import DataConfig, TrainConfig, from_dict
-from cwn_bench.data import DataModule, build
+from cwn_bench.data import DataModule, build, folder, sharding
+from cwn_bench.data.sources import FileSource, first_readable
+from cwn_bench.data.torch_loader import _Plan, _start
+
+DECODE_ONLY = "decode-only"
+
+
+class _Decodes(Dataset):
+    """``[index] -> images skipped``: decodes the whole file (PIL, RGB) and drops the pixels."""
+
+    def __init__(self, source: FileSource, skip_corrupt: bool) -> None:
+        self.source, self.skip_corrupt = source, skip_corrupt
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int) -> int:
+        return first_readable(self.source, index, self.source.image, self.skip_corrupt)[2]
+
+
+def _as_list(items: list[int]) -> list[int]:
+    return items
+
+
+class DecodeOnly:
+    """``bench data``'s reference "loader": the train split's files of ``root`` in the order a
+    one-rank run reads them, fully decoded by PIL in ``workers`` DataLoader processes (the
+    torch loader's cores), nothing else. Quacks like a DataModule for :func:`_time_epochs`."""
+
+    def __init__(self, root: str | Path, batch_size: int, workers: int, skip_corrupt: bool, seed: int = 0) -> None:
+        files, labels, _ = folder.scan_split(str(root), "train")
+        self.source = FileSource(files, labels, grayscale=False)
+        self.batch_size, self.seed, self.skipped = batch_size, seed, 0
+        self.steps_per_epoch = sharding.steps_per_epoch(len(files), batch_size, 1)
+        self.loader = DataLoader(_Decodes(self.source, skip_corrupt), batch_sampler=_Plan(), num_workers=workers,
+                                 collate_fn=_as_list, persistent_workers=workers > 0)
+
+    def train_batches(self, epoch: int, start_step: int = 0, stop_step: int | None = None) -> Any:
+        self.loader.batch_sampler.keys = sharding.train_batches(len(self.source), self.batch_size, self.seed, epoch,
+                                                                0, 1)[start_step:stop_step]
+        forks = self.loader.num_workers > 0 and self.loader._iterator is None
+        for skipped in _start(self.loader) if forks else self.loader:
+            self.skipped += sum(skipped)
+            yield skipped, None
 
 
 def _live_children_cpu_seconds() -> float:
@@ -66,7 +111,7 @@ def run_data(root: str | Path, loaders: Sequence[str], out: str | Path | None, *
              batch_size: int = TrainConfig.batch_size, epochs: int = 1, reps: int = 1, skip_corrupt: bool = False,
              image_size: int = DataConfig.image_size, workers: int = DataConfig.workers, warmup: int = 2,
              device: torch.device | None = None) -> list[dict[str, Any]]:
-    """Time ``epochs`` train epochs of each of ``loaders`` (dali | torch) over ``root``,
+    """Time ``epochs`` train epochs of each of ``loaders`` (dali | torch | decode-only) over ``root``,
     ``reps`` times alternately, after ``warmup`` untimed batches each; return (and write to
     ``out``) the rows. ``images`` counts the images delivered in the timed epochs;
     ``img_per_s`` = images / their wall seconds."""
@@ -74,6 +119,9 @@ def run_data(root: str | Path, loaders: Sequence[str], out: str | Path | None, *
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     modules = {}
     for loader in loaders:  # a bad folder fails before the output file is created
+        if loader == DECODE_ONLY:
+            modules[loader] = DecodeOnly(root, batch_size, workers, skip_corrupt)
+            continue
         cfg = from_dict({"data": {"name": "imagenet", "root": str(root), "loader": loader, "image_size": image_size,
                                   "workers": workers, "skip_corrupt": skip_corrupt},
                          "train": {"batch_size": batch_size}}, "bench data")

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from cwn_bench.data.augment import Box, box
-from cwn_bench.data.images import CorruptImageError, decode, encoded_size, read_encoded
+from cwn_bench.data.images import CorruptImageError, decode, read_encoded, read_sized
 from cwn_bench.data.module import RawBatch, Source, SourceData
 from cwn_bench.data.sources import ArraySource, FileSource, first_readable
 from cwn_bench.errors import UserError
@@ -61,9 +61,7 @@ class _Feeder:
         if isinstance(self.source, ArraySource):
             image = self.source.images[j]
             return image, image.shape[1], image.shape[0]
-        path = self.source.path(j)
-        data = read_encoded(path)
-        width, height = encoded_size(data, path)
+        data, width, height = read_sized(self.source.path(j))
         return np.frombuffer(data, dtype=np.uint8), width, height
 
     def __call__(self) -> tuple[list[np.ndarray], ...]:

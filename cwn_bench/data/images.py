@@ -45,13 +45,26 @@ def read_encoded(path: str) -> bytes:
     return data
 
 
-def decode(data: bytes, path: str, grayscale: bool) -> Image.Image:
-    """Fully decoded ``L`` (grayscale) or ``RGB`` image."""
+def decode(data: bytes, path: str, grayscale: bool, scale: int = 1) -> Image.Image:
+    """Decoded ``L`` (grayscale) or ``RGB`` image; a JPEG with ``scale`` 2, 4 or 8 at that
+    fraction of its size (libjpeg's DCT-domain scaling, ``Image.draft``: ``ceil(W / scale)``
+    x ``ceil(H / scale)`` pixels, several times cheaper than a full decode). Other formats
+    are decoded whole: check the size of what comes back."""
+    mode = "L" if grayscale else "RGB"
     try:
         with Image.open(io.BytesIO(data)) as img:
-            return img.convert("L" if grayscale else "RGB")
+            if scale > 1 and img.format == "JPEG":
+                img.draft(mode, (img.width // scale, img.height // scale))  # PIL picks the scale that fits
+            return img.convert(mode)
     except (OSError, ValueError, SyntaxError) as err:  # PIL's errors for bad streams
         raise CorruptImageError(path, str(err) or type(err).__name__) from None
+
+
+def read_sized(path: str) -> tuple[bytes, int, int]:
+    """``(checked bytes, width, height)`` of the image file at ``path``, the size from its header."""
+    data = read_encoded(path)
+    width, height = encoded_size(data, path)
+    return data, width, height
 
 
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}  # frame headers

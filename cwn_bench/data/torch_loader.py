@@ -22,10 +22,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from cwn_bench.config import Config
 from cwn_bench.data.augment import box
-from cwn_bench.data.images import CorruptImageError
+from cwn_bench.data.images import CorruptImageError, decode, read_sized
 from cwn_bench.data.module import RawBatch, Source, SourceData
-from cwn_bench.data.sources import first_readable
-from cwn_bench.data.transforms import crop_resize
+from cwn_bench.data.sources import FileSource, first_readable
+from cwn_bench.data.transforms import crop_resize, decode_scale
 from cwn_bench.errors import UserError
 
 
@@ -43,11 +43,26 @@ class _Samples(Dataset):
         index, epoch = key
         size = self.data.image_size
         try:
-            j, img, skipped = first_readable(self.source, index, self.source.image, self.data.skip_corrupt)
+            j, image, skipped = first_readable(self.source, index, lambda j: self._crop(j, index, epoch),
+                                               self.data.skip_corrupt)
         except CorruptImageError as err:
             return torch.zeros(self.channels, size, size, dtype=torch.uint8), -1, 0, str(err)
-        crop = box(self.data, self.seed, epoch, index, *img.size)
-        return crop_resize(img, crop, size), int(self.source.labels[j]), skipped, ""
+        return image, int(self.source.labels[j]), skipped, ""
+
+    def _crop(self, j: int, index: int, epoch: int) -> torch.Tensor:
+        """Sample ``index``'s crop of image ``j`` (``index`` itself unless it was skipped). A
+        JPEG file is decoded only as finely as the crop needs (``data.scaled_decode``); the
+        box comes from the header's size, so it is the same either way (and DALI's)."""
+        size = self.data.image_size
+        if not isinstance(self.source, FileSource):
+            img = self.source.image(j)
+            return crop_resize(img, box(self.data, self.seed, epoch, index, *img.size), size)
+        path = self.source.path(j)
+        data, width, height = read_sized(path)
+        crop = box(self.data, self.seed, epoch, index, width, height)
+        img = decode(data, path, self.source.grayscale,
+                     decode_scale(crop, size, width, height) if self.data.scaled_decode else 1)
+        return crop_resize(img, crop, size, round(width / img.width))  # the scale the decoder used
 
 
 class _Plan:

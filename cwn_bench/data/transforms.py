@@ -18,10 +18,28 @@ IMAGENET_GREY_MEAN, IMAGENET_GREY_STD = (0.459,), (0.226,)
 MIN_STD = 1 / 255  # per-feature std floor: a feature varying less than one grey level is not amplified
 
 
-def crop_resize(img: Image.Image, box: Box, size: int) -> Tensor:
+SCALES = (8, 4, 2)  # the reduced JPEG decodes libjpeg offers (PIL's Image.draft)
+
+
+def decode_scale(box: Box, size: int, width: int, height: int) -> int:
+    """The coarsest JPEG decode scale (8, 4, 2, else 1) at which ``box`` of a ``width`` x
+    ``height`` image still spans at least ``size`` pixels each way; 1 for a box reaching
+    outside the image (zero padding is done at full scale)."""
+    if box.x < 0 or box.y < 0 or box.x + box.w > width or box.y + box.h > height:
+        return 1
+    return next((s for s in SCALES if min(box.w, box.h) >= s * size), 1)
+
+
+def crop_resize(img: Image.Image, box: Box, size: int, scale: int = 1) -> Tensor:
     """uint8 ``[C, size, size]`` (C = 1 for ``L`` images): ``box`` of ``img`` (zeros outside
-    it), bilinear resize, mirror if ``box.flip``."""
-    out = img.crop((box.x, box.y, box.x + box.w, box.y + box.h)).resize((size, size), Image.BILINEAR)
+    it), bilinear resize (antialiased), mirror if ``box.flip``. ``scale``: ``img`` was decoded
+    at 1/scale of the size ``box`` refers to (:func:`decode_scale`); the same region is
+    resized from it, in fractional pixels."""
+    if scale > 1:
+        region = (box.x / scale, box.y / scale, (box.x + box.w) / scale, (box.y + box.h) / scale)
+        out = img.resize((size, size), Image.BILINEAR, box=region)
+    else:
+        out = img.crop((box.x, box.y, box.x + box.w, box.y + box.h)).resize((size, size), Image.BILINEAR)
     if box.flip:
         out = out.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     array = np.array(out)  # a writable copy, [S, S] or [S, S, C]
