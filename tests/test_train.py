@@ -556,3 +556,9 @@ def test_the_step_loop_reads_the_device_only_at_sync_points(tmp_path, monkeypatc
     assert count_host_syncs(monkeypatch, cfg, tmp_path / "windowed") <= 3 * windows
     cfg.train.sync_every = 1
     assert count_host_syncs(monkeypatch, cfg, tmp_path / "every-step") >= 300
+
+
+def test_cuda_graphs_are_refused_on_a_cpu_in_one_line(tmp_path, digits_root):
+    config = write_config(tmp_path, digits_root, train={"cuda_graph": True})
+    with pytest.raises(UserError, match="train.cuda_graph=true needs a GPU"):
+        run(load_config(config), tmp_path / "run")

@@ -122,7 +122,7 @@ def _parts(device: torch.device, quick: bool, out_dir: Path) -> tuple[list[tuple
     step = StepBenchSpec([64, 256] if not quick else [2], 224 if not quick else 64, "bf16" if cuda else "fp32", "nhwc",
                          str(device), **reps)
     harness = HarnessSpec([8, 64, 256] if not quick else [2], step.image_size, step.dtype, step.memory_format,
-                          str(device), steps=100 if not quick else 2, **reps)
+                          str(device), steps=60 if not quick else 2, **reps)
     parts = [("conv-paper", run_conv, conv_paper), ("conv-paper-compiled", run_conv, conv_compiled),
              ("conv-googlenet_bn", run_conv, conv_googlenet), ("conv-googlenet_bn-graph", run_conv, conv_graph),
              ("step", run_step, step), ("harness", run_harness, harness)]
