@@ -100,3 +100,16 @@ def test_gpu_check_help_lists_every_part(capsys):
         gpu_check.main(["--help"])
     listed = "".join(capsys.readouterr().out.split())  # argparse wraps the list at hyphens and spaces
     assert all(part in listed for part in gpu_check.PARTS) and "harness" in gpu_check.PARTS
+
+
+def test_the_report_quotes_the_gpu_checks_targets_from_the_same_table():
+    import pandas as pd
+
+    from cwn_bench.bench.targets import TARGETS
+    from cwn_bench.report.sections import overhead_section
+
+    empty = pd.DataFrame(columns=["shape", "variant", "pass", "dtype", "memory_format", "median_ms", "iqr_ms",
+                                  "ratio_vs_plain", "card", "reason"])
+    note = overhead_section(empty).note
+    assert all(f"{t.what} {t.bound} {t.value}" in note for t in TARGETS.values())
+    assert TARGETS["harness"].met(0.99) and not TARGETS["harness"].met(0.97) and not TARGETS["paper_conv"].met(1.03)

@@ -363,7 +363,8 @@ def test_two_ranks_accumulating_two_batches_of_16_equal_one_process_with_batch_6
     cfg.train.batch_size = 64
     assert run(cfg, single) == "completed"
     ddp = tmp_path / "ddp"
-    procs, outs = train_two_ranks(config, ddp, overrides=("train.accum_steps=2",))
+    # sync_every 5: the flag reductions in flight between the two ranks inside the epoch too
+    procs, outs = train_two_ranks(config, ddp, overrides=("train.accum_steps=2", "train.sync_every=5"))
     assert [p.returncode for p in procs] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
     info, one = (json.loads((d / "run.json").read_text()) for d in (ddp, single))
     assert (info["global_batch"], info["accum_steps"], info["steps_per_epoch"]) == (64, 2, 1442 // 64)

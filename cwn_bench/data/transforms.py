@@ -40,10 +40,9 @@ def crop_resize(img: Image.Image, box: Box, size: int, scale: int = 1) -> Tensor
         out = img.resize((size, size), Image.BILINEAR, box=region)
     else:
         out = img.crop((box.x, box.y, box.x + box.w, box.y + box.h)).resize((size, size), Image.BILINEAR)
-    if box.flip:
-        out = out.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    array = np.array(out)  # a writable copy, [S, S] or [S, S, C]
-    return torch.from_numpy(array[None] if array.ndim == 2 else array.transpose(2, 0, 1).copy())
+    array = np.asarray(out)  # [S, S] or [S, S, C]
+    array = array[:, ::-1] if box.flip else array  # the mirror folded into the one copy below
+    return torch.from_numpy((array[None] if array.ndim == 2 else array.transpose(2, 0, 1)).copy())
 
 
 class Normalizer:
