@@ -51,7 +51,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from cwn_bench.report import write_report  # pandas + matplotlib: imported only when used
 
-    print(write_report([Path(p) for p in args.paths], Path(args.out)))
+    print(write_report([Path(p) for p in args.paths], Path(args.out), select=args.select,
+                       target_top1=args.target_top1))
     return 0
 
 
@@ -162,6 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="tables, curves and a reproducibility report from run dirs and bench JSONL")
     p.add_argument("paths", nargs="+", metavar="PATH", help="run dirs, sweep dirs, folders of them, bench .jsonl")
     p.add_argument("--out", required=True, help="output folder (CSV, LaTeX, PNG, report.md, index.html)")
+    p.add_argument("--select", nargs="+", metavar="KEY",
+                   help="per dataset, model and method, pick the swept value(s) of these config keys with the lowest "
+                        "mean final holdout_top1_err (val_top1_err without data.holdout): selection.csv")
+    p.add_argument("--target-top1", type=float, metavar="ERR",
+                   help="convergence target, val top-1 error in %% (default: plain's final error per dataset/model)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("submit", help="send a config's whole sweep to SLURM (a job array) or run it locally")
