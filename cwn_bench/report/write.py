@@ -24,10 +24,9 @@ from cwn_bench.report.render import html_page, html_table, latex, markdown
 from cwn_bench.report.select import selection
 
 
-def _selected(final: pd.DataFrame, sel: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+def _selected(final: pd.DataFrame, sel: pd.DataFrame, keys: list[str]) -> tuple[pd.DataFrame, pd.Series]:
     """The final errors of the selected configs only, each labelled by its selection."""
-    labels = {g: ", ".join(filter(None, [f"selected on {c}", v])) for g, c, v in zip(sel.group, sel.criterion,
-                                                                                     sel.variant)}
+    labels = {g: ", ".join(filter(None, [f"selected on {', '.join(keys)}", v])) for g, v in zip(sel.group, sel.variant)}
     kept = final[final.group.isin(labels)]
     return kept, kept.group.map(labels)
 
@@ -45,7 +44,7 @@ def _tables(inputs: Inputs, select: list[str], target: float | None) -> dict[str
     units = final.variant
     if select:
         decided["selection"] = selection(inputs.runs, done, select)
-        final, units = _selected(final, decided["selection"])
+        final, units = _selected(final, decided["selection"], select)
     return {"claims": claims(final, inputs.runs, units), "accuracy": acc, **decided,
             "convergence": tables.convergence(acc, done, target),
             "error_at_epochs": tables.error_at_epochs(done), "throughput": tables.throughput(inputs.epochs),
