@@ -56,6 +56,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    from launch.profile import load_profile
+    from launch.submit import absolute_paths
+
+    cfg = cfgmod.load_config(args.config, args.overrides)
+    absolute_paths(cfg)  # as submit does: configs compare equal with those of submitted runs
+    launch_commands.print_plan(cfg, load_profile(args.profile), args)
+    return 0
+
+
 def cmd_bench_conv(args: argparse.Namespace) -> int:
     from cwn_bench.bench.conv import run_conv  # torch: imported only when used
 
@@ -173,6 +183,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("submit", help="send a config's whole sweep to SLURM (a job array) or run it locally")
     launch_commands.add_submit_arguments(p)
     p.set_defaults(func=launch_commands.cmd_submit)
+
+    p = sub.add_parser("plan", help="GPUs, images, wall time, GPU-hours, requeues and storage of a sweep, before "
+                                    "submitting it",
+                       description="The cost of a config's sweep on a cluster profile, per run and in total. "
+                                   "Throughput per GPU: --img-per-s, else completed runs of the same config under "
+                                   "--runs, else the newest matching `bench step` row under --bench (which one "
+                                   "is printed). Training images only: evaluation passes are not counted.")
+    p.add_argument("config", help="experiment YAML (its sweep: the runs planned)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, value parsed as YAML")
+    p.add_argument("--profile", required=True, help="cluster profile YAML, e.g. configs/clusters/gpu-8x.yaml")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the text")
+    launch_commands.add_plan_arguments(p)
+    p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("status", help="one row per run of a sweep: SLURM state, restarts, epoch, error, img/s")
     p.add_argument("sweep_dir", metavar="SWEEP_DIR", help="the folder `cwn-bench submit` printed")
