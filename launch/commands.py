@@ -56,6 +56,7 @@ def add_plan_arguments(p: argparse.ArgumentParser) -> None:
     group.add_argument("--runs", metavar="DIR", help="completed runs of the same config to take the rate from")
     group.add_argument("--bench", nargs="+", metavar="PATH", default=["results"],
                        help="`bench step` JSONL files or folders; the newest matching row (default: results)")
+    group.add_argument("--card", metavar="TEXT", help="only bench rows of a card whose name contains TEXT (e.g. H100)")
 
 
 def print_plan(cfg: Config, profile: Profile, args: argparse.Namespace) -> None:
@@ -63,7 +64,7 @@ def print_plan(cfg: Config, profile: Profile, args: argparse.Namespace) -> None:
     from launch.plan import make_plan, render
 
     plan = make_plan(cfg, profile, img_per_s=args.img_per_s, runs_dir=Path(args.runs) if args.runs else None,
-                     bench=[Path(b) for b in args.bench])
+                     bench=[Path(b) for b in args.bench], card=args.card)
     print(json.dumps(plan.as_json(), indent=1) if getattr(args, "json", False) else render(plan))
 
 

@@ -138,14 +138,17 @@ def _rate_from_runs(run_cfg: Config, runs_dir: Path) -> tuple[float, str] | None
     return statistics.median(rates), f"{matched} completed run(s) of this config under {runs_dir}"
 
 
-def _bench_rows(paths: list[Path]) -> list[tuple[float, dict[str, Any], str]]:
-    """``(file mtime, row, card)`` of every bench step measurement under ``paths``."""
+def _bench_rows(paths: list[Path], card: str | None) -> list[tuple[float, dict[str, Any], str]]:
+    """``(file mtime, row, card)`` of every bench step measurement under ``paths`` (of a
+    card whose name contains ``card``, case aside, when given)."""
     rows = []
     for path in paths:
         files = sorted(path.rglob("*.jsonl")) if path.is_dir() else [path] if path.is_file() else []
         for file in files:
             records, _ = read_jsonl(file)
             env = next((r for r in records if r.get("kind") == "env"), {})
+            if card and card.lower() not in device_name(env).lower():
+                continue
             rows += [(file.stat().st_mtime, r, device_name(env)) for r in records
                      if r.get("kind") == "measurement" and r.get("bench") == "step" and "img_per_s" in r]
     return rows
@@ -168,7 +171,7 @@ def _rate_from_bench(run_cfg: Config, rows: list[tuple[float, dict[str, Any], st
 
 
 def make_plan(cfg: Config, profile: Profile, *, img_per_s: float | None = None, runs_dir: Path | None = None,
-              bench: list[Path] | None = None) -> Plan:
+              bench: list[Path] | None = None, card: str | None = None) -> Plan:
     """The plan of ``cfg``'s sweep on ``profile`` (see the module docstring); a throughput
     that no source gives leaves the times None."""
     if img_per_s is not None and img_per_s <= 0:
@@ -182,7 +185,7 @@ def make_plan(cfg: Config, profile: Profile, *, img_per_s: float | None = None, 
     steps = steps_per_epoch(train, cfg.train.batch_size, ranks)
     steps = min(steps, cfg.train.steps_per_epoch or steps)
     images = steps * cfg.train.batch_size * ranks
-    bench_rows = _bench_rows(bench or []) if img_per_s is None else []
+    bench_rows = _bench_rows(bench or [], card) if img_per_s is None else []
     per_run = []
     for point, run_cfg in points:
         found = ((img_per_s, "given (--img-per-s)") if img_per_s is not None else

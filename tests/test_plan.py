@@ -109,6 +109,8 @@ def test_throughput_from_runs_then_bench(tmp_path, files, capsys):
     assert cwn["img_per_s_per_gpu"] == 300.0 and "Card new.jsonl" in cwn["source"]  # newest file
     assert plan["img_per_s_per_gpu"] == 300.0  # the slowest run's
     assert plan["wall_hours_per_run"] == pytest.approx(IMAGES * 10 / (300 * 8) / 3600)
+    plan = plan_json(capsys, config, "--profile", profile, "--bench", bench, "--card", "old.JSONL")
+    assert plan["img_per_s_per_gpu"] == 100.0 and "Card old.jsonl" in plan["per_run"][0]["source"]
 
 
 def test_unknown_throughput_leaves_times_open(files, capsys):
