@@ -218,9 +218,9 @@ def render(plan: Plan) -> str:
     """The plan as lines of text for the terminal."""
     p = plan
     lines = [f"plan: {p.runs} run(s), each on {p.gpus_per_run} GPU(s) ({p.ranks_per_run} rank(s))",
-             f"images per epoch: {p.images_per_epoch:,} trained of {p.train_images:,} train images "
-             f"({p.images_source}; full batches on every rank); {p.val_images:,} val images, evaluation not "
-             f"counted; {p.epochs} epoch(s)"]
+             f"images per epoch: {p.images_per_epoch:,} trained (full batches on every rank) of "
+             f"{p.train_images:,} train images ({p.images_source})",
+             f"val images: {p.val_images:,} (evaluation not counted); epochs: {p.epochs}"]
     width = max(len(r.name) for r in p.per_run)
     lines.append(f"  {'run':<{width}}  {'img/s/GPU':>9}  {'wall':>10}  {'jobs':>4}  throughput from")
     for r in p.per_run:
@@ -241,6 +241,7 @@ def render(plan: Plan) -> str:
     else:
         lines.append("times unknown: pass --img-per-s N (images per second per GPU), --runs DIR, or keep a "
                      "`cwn-bench bench step` JSONL under --bench")
-    lines.append(f"checkpoints: {p.checkpoint_gib:,.2f} GiB = {p.keep_checkpoints} kept x {p.runs} run(s) x "
-                 f"up to {max(r.state_gib for r in p.per_run):.3f} GiB per state (estimated: {p.state_note})")
+    lines += [f"checkpoints: {p.checkpoint_gib:,.2f} GiB = {p.keep_checkpoints} kept x {p.runs} run(s) x "
+              f"up to {max(r.state_gib for r in p.per_run):.3f} GiB per state",
+              f"  state estimated: {p.state_note}"]
     return "\n".join(lines)

@@ -140,7 +140,8 @@ def _variants(runs: pd.DataFrame) -> pd.Series:
     labels = pd.Series("", index=runs.index, dtype=object)
     for _, members in runs.groupby(list(SET_KEYS), dropna=False):
         firsts = members.drop_duplicates("group")
-        configs = {g: {**compared(c), "world_size": w} for g, c, w in zip(firsts.group, firsts.config, firsts.world_size)}
+        configs = {g: {**compared(c), "world_size": w}
+                   for g, c, w in zip(firsts.group, firsts.config, firsts.world_size)}
         keys = sorted(k for k in set().union(*configs.values()) if k != "model.method")
         differ = [k for k in keys if len({repr(c.get(k, "<unset>")) for c in configs.values()}) > 1]
         by_group = {g: ", ".join(f"{k}={c.get(k, '<unset>')}" for k in differ) for g, c in configs.items()}
