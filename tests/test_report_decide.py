@@ -175,3 +175,18 @@ def test_olympic_time_to_target_in_convergence_table(tmp_path):
     assert cwn.olympic_epochs_to_target == pytest.approx((2 + 2 + 3 + 4) / 4)  # 1 and "never" dropped
     assert cwn.olympic_wall_s_to_target == pytest.approx(10 * (2 + 2 + 3 + 4) / 4)
     assert math.isnan(conv.loc["plain", "olympic_epochs_to_target"])  # 4 seeds: below MLPerf's 5
+
+
+def test_a_row_added_to_paper_py_gets_its_claims(tmp_path, monkeypatch):
+    from cwn_bench.report import paper
+
+    monkeypatch.setitem(paper.PAPER, ("digits", "mlp", "plain"), (20.0, 5.0, "Table 9"))
+    monkeypatch.setitem(paper.PAPER, ("digits", "mlp", "cwn"), (10.0, 2.0, "Table 9"))
+    runs_of(tmp_path / "runs", {"plain": [20.0, 21.0, 20.5], "cwn": [10.0, 11.0, 10.5]}, dataset="digits",
+            model="mlp")
+    _, out = report(tmp_path, tmp_path / "runs")
+    claims = pd.read_csv(out / "claims.csv").set_index("claim")
+    assert set(claims.source) == {"Table 9"}
+    assert claims.loc["cwn's top-1 error is lower than plain's", "verdict"] == "reproduced"
+    assert claims.loc["cwn's top-5 error is lower than plain's", "paper_values"] == "cwn 2.00; plain 5.00"
+    assert claims.loc["cwn has the lowest top-1 error of all methods", "methods"] == "cwn, plain"

@@ -1,9 +1,10 @@
 """The paper's claims about each experiment it ran, checked on our runs.
 
-Claims are made from the numbers of :data:`cwn_bench.report.paper.PAPER`, so a row added
-there gets its claims without more code. For each experiment of the paper (a dataset and
-model; further key elements ``"KEY=VALUE"`` of a PAPER key, e.g. ``"model.init=he"``,
-also select the runs whose config has that value):
+The paper's numbers come from :func:`cwn_bench.report.paper.paper_columns`, the function
+that puts them beside ours in the accuracy table, so a row added to paper.py gets its
+claims without more code. An experiment of the paper is a set of our runs (a dataset,
+model and variant, or a selection) whose methods all map to one source of the paper
+(``Table 3``, ...). For each:
 
 - each method's error against plain's, in the direction the paper found (``wn`` higher
   than ``plain`` on CIFAR-10 ResNet-56 is a claim too), and CWN's against WN's;
@@ -23,41 +24,22 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from cwn_bench.report.jsonl import read_jsonl
-from cwn_bench.report.paper import PAPER
+from cwn_bench.report.paper import paper_columns
 from cwn_bench.report.stats import ALPHA, Welch, welch
 from cwn_bench.report.tables import METHOD_ORDER
 
 COLUMNS = ["dataset", "model", "claim", "methods", "paper_values", "our_values", "p_value", "verdict", "variant",
            "source"]
-METRICS = (("val_top1_err", "top-1 error", 0), ("val_top5_err", "top-5 error", 1))  # column, words, PAPER index
+METRICS = (("val_top1_err", "top-1 error"), ("val_top5_err", "top-5 error"))  # column, words
 FIGURE2_BETTER_THAN_PLAIN = ("nnn", "wn", "cwn")  # Sec. 4.1: "CWN, WN, NNN achieve better conditioning"
 FIGURE2_PAIRS = (("cwn", "wn"),)  # "Compared to WN, our proposed CWN method further significantly improves"
 FIGURE2_SOURCE = "Figure 2c (Yale-B MLP)"
-
-
-@dataclass
-class Experiment:
-    dataset: str
-    model: str
-    match: tuple[str, ...]  # "KEY=VALUE" the runs' configs must hold
-    source: str
-    paper: dict[str, tuple[float, float | None]] = field(default_factory=dict)  # method -> (top-1, top-5)
-
-
-def experiments() -> list[Experiment]:
-    """The paper's experiments, from PAPER's keys ``(dataset, model, method, *match)``."""
-    found: dict[tuple, Experiment] = {}
-    for (dataset, model, method, *match), (top1, top5, source) in PAPER.items():
-        key = (dataset, model, tuple(match), source)
-        found.setdefault(key, Experiment(dataset, model, tuple(match), source)).paper[method] = (top1, top5)
-    return list(found.values())
 
 
 def _order(methods: list[str]) -> list[str]:
@@ -107,16 +89,15 @@ def _lowest(words: str, paper: dict[str, float], ours: dict[str, pd.Series]) -> 
             "; ".join(_ours(ours[m], m) for m in [best, *others]), p, verdict]
 
 
-def _matches(config: dict, match: tuple[str, ...]) -> bool:
-    return all(str(config.get(k, "<unset>")) == v for k, _, v in (m.partition("=") for m in match))
-
-
-def _table_claims(exp: Experiment, unit: pd.DataFrame) -> list[list]:
-    """Claims of one PAPER experiment on one unit of our runs (final errors per run)."""
+def _table_claims(unit: pd.DataFrame) -> list[list]:
+    """Claims of one experiment of the paper on one unit of our runs (final errors per
+    run, with the paper's ``paper_top1_err`` / ``paper_top5_err`` per method)."""
     rows = []
-    for column, words, index in METRICS:
-        paper = {m: v[index] for m, v in exp.paper.items() if v[index] is not None}
-        ours = {m: g[column] for m, g in unit.groupby("method") if m in paper and g[column].notna().any()}
+    for column, words in METRICS:
+        by_method = {m: g for m, g in unit.groupby("method")}
+        paper = {m: float(g[f"paper_{column[4:]}"].iloc[0]) for m, g in by_method.items()
+                 if g[f"paper_{column[4:]}"].notna().any()}
+        ours = {m: by_method[m][column] for m in paper if by_method[m][column].notna().any()}
         pairs = [(m, "plain") for m in _order(list(paper)) if m != "plain"] + [("cwn", "wn")]
         for a, b in pairs:
             if a in ours and b in ours and paper[a] != paper[b]:
@@ -163,17 +144,16 @@ def claims(final: pd.DataFrame, runs: pd.DataFrame, units: pd.Series) -> pd.Data
     model, method, val_top1_err, val_top5_err; see :func:`compare.final_errors`), of the
     runs to judge; ``units``: per row of ``final``, the label of the set of runs its
     methods are compared within (its variant, or the selection it came from)."""
-    final = final.assign(unit=units)
-    config = runs.set_index("run").config
+    known = final.assign(unit=units).merge(runs.drop(columns=[c for c in final if c != "run"], errors="ignore"),
+                                           on="run", how="left")
+    known = pd.concat([known, paper_columns(known)], axis=1)
     rows = []
-    for exp in experiments():
-        mine = final[(final.dataset == exp.dataset) & (final.model == exp.model)]
-        mine = mine[[_matches(config[r], exp.match) for r in mine.run]] if exp.match else mine
-        for unit, members in mine.groupby("unit", sort=False):
-            rows += [[exp.dataset, exp.model, *row, unit, exp.source] for row in _table_claims(exp, members)]
+    for (dataset, model, unit, source), members in known[known.paper_source != ""].groupby(
+            ["dataset", "model", "unit", "paper_source"], sort=False):
+        rows += [[dataset, model, *row, unit, source] for row in _table_claims(members)]
     fim = fim_values(runs[runs.run.isin(final.run)])
     if not fim.empty:
-        fim = fim.merge(final[["run", "dataset", "model", "method", "unit"]], on="run")
+        fim = fim.merge(known[["run", "dataset", "model", "method", "unit"]], on="run")
         for (dataset, model, unit), members in fim.groupby(["dataset", "model", "unit"], sort=False):
             rows += [[dataset, model, *row, unit, FIGURE2_SOURCE] for row in _figure2_claims(members)]
     return pd.DataFrame(rows, columns=COLUMNS)
