@@ -3,8 +3,8 @@
 For the sweep of a config on a cluster profile: per run the GPUs, the images trained per
 epoch, the throughput used and the wall time it gives; in total the GPU-hours (training
 images only: evaluation passes are not counted), the SLURM jobs each run needs within the
-profile's time limit (requeues), the sweep's wall time in waves of ``array_parallelism``
-runs, and the checkpoint storage. Throughput, in order: ``--img-per-s`` (per GPU), the
+profile's time limit less the warning signal's delay (requeues), the sweep's wall time
+in waves of ``array_parallelism`` runs, and the checkpoint storage. Throughput, in order: ``--img-per-s`` (per GPU), the
 median ``img_per_s_per_gpu`` of completed runs of the same config under ``--runs``, the
 newest ``bench step`` JSONL row for the model, batch size, dtype and method.
 """
@@ -70,6 +70,7 @@ class Plan:
     keep_checkpoints: int
     array_parallelism: int
     time_min: int
+    signal_delay_s: int
     max_requeues: int
     state_note: str
     per_run: list[RunPlan] = field(default_factory=list)
@@ -178,6 +179,12 @@ def make_plan(cfg: Config, profile: Profile, *, img_per_s: float | None = None, 
         raise UserError(f"--img-per-s {img_per_s}: expected images per second per GPU, > 0")
     if runs_dir is not None and not runs_dir.is_dir():
         raise UserError(f"--runs {runs_dir}: no such folder (expected run dirs of completed runs)")
+    # A job trains until the warning signal, signal_delay_s before its time limit, then
+    # checkpoints and is requeued: that much of each job's time is not training.
+    useful_s = profile.time_min * 60 - profile.signal_delay_s
+    if useful_s <= 0:
+        raise UserError(f"profile: time_min={profile.time_min} min leaves no training time before the signal "
+                        f"signal_delay_s={profile.signal_delay_s} s ahead of the limit")
     points = expand_sweep(cfg)
     ranks = profile.nodes * profile.tasks
     gpus = profile.nodes * profile.gpus_per_node
@@ -192,7 +199,7 @@ def make_plan(cfg: Config, profile: Profile, *, img_per_s: float | None = None, 
                  (runs_dir and _rate_from_runs(run_cfg, runs_dir)) or _rate_from_bench(run_cfg, bench_rows))
         rate, source = found or (None, "unknown: pass --img-per-s N, --runs DIR or a bench step JSONL")
         wall = images * run_cfg.train.epochs / (rate * ranks) / 3600 if rate else None
-        jobs = math.ceil(wall * 60 / profile.time_min) if wall is not None else None
+        jobs = math.ceil(wall * 3600 / useful_s) if wall is not None else None
         state, state_note = state_size(run_cfg, classes)
         per_run.append(RunPlan(run_name(point), run_cfg.model.method, rate, source, wall, jobs, state))
     walls = [r.wall_hours for r in per_run]
@@ -207,7 +214,8 @@ def make_plan(cfg: Config, profile: Profile, *, img_per_s: float | None = None, 
         sweep_wall_hours=math.ceil(len(points) / profile.array_parallelism) * longest if known else None,
         checkpoint_gib=sum(r.state_gib for r in per_run) * cfg.train.keep_checkpoints,
         keep_checkpoints=cfg.train.keep_checkpoints, array_parallelism=profile.array_parallelism,
-        time_min=profile.time_min, max_requeues=profile.max_requeues, state_note=state_note, per_run=per_run)
+        time_min=profile.time_min, signal_delay_s=profile.signal_delay_s, max_requeues=profile.max_requeues,
+        state_note=state_note, per_run=per_run)
 
 
 def _hours(h: float | None) -> str:
@@ -231,12 +239,13 @@ def render(plan: Plan) -> str:
         waves = math.ceil(p.runs / p.array_parallelism)
         lines += [f"GPU-hours: {p.gpu_hours:,.1f} for the sweep (training images at the rates above; evaluation "
                   "passes and start-up not counted)",
-                  f"SLURM jobs per run: {p.jobs_per_run} within time_min={p.time_min} min "
-                  f"({p.jobs_per_run - 1} requeue(s); the profile allows max_requeues={p.max_requeues})",
+                  f"SLURM jobs per run: {p.jobs_per_run} within time_min={p.time_min} min, each training until "
+                  f"the signal signal_delay_s={p.signal_delay_s} s before it ({p.jobs_per_run - 1} requeue(s); "
+                  f"the profile allows max_requeues={p.max_requeues})",
                   f"sweep wall time: {waves} wave(s) of array_parallelism={p.array_parallelism} x "
                   f"{_hours(p.wall_hours_per_run)} = {_hours(p.sweep_wall_hours)} (queue waits not counted)"]
         if p.jobs_per_run - 1 > p.max_requeues:
-            lines.append(f"warning: a run needs {p.jobs_per_run - 1} requeues but max_requeues={p.max_requeues}: "
+            lines.append(f"warning: a run needs {p.jobs_per_run - 1} requeue(s) but max_requeues={p.max_requeues}: "
                          "raise max_requeues or time_min, or the runs stop before the end")
     else:
         lines.append("times unknown: pass --img-per-s N (images per second per GPU), --runs DIR, or keep a "

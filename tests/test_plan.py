@@ -26,8 +26,9 @@ PROFILE = """
 cluster: local
 nodes: 2
 gpus_per_node: 4
-time_min: 1
-max_requeues: 1
+time_min: 2
+signal_delay_s: 30
+max_requeues: 0
 array_parallelism: 4
 """
 # By hand: 8 ranks; (50,000 // 8) // 100 = 62 steps of 100 per rank -> 49,600 images per epoch.
@@ -53,7 +54,7 @@ def test_plan_equals_hand_arithmetic(files, capsys):
     plan = plan_json(capsys, config, "--profile", profile, "--img-per-s", 500, "--bench", config.parent)
     wall_h = IMAGES * 10 / (500 * 8) / 3600  # 124 s
     expected = {"runs": 6, "gpus_per_run": 8, "images_per_epoch": IMAGES, "epochs": 10, "img_per_s_per_gpu": 500.0,
-                "jobs_per_run": math.ceil(wall_h * 60 / 1), "gpu_hours": 6 * 8 * wall_h}
+                "jobs_per_run": math.ceil(wall_h * 3600 / (2 * 60 - 30)), "gpu_hours": 6 * 8 * wall_h}
     assert {k: plan[k] for k in expected} == pytest.approx(expected)
     assert plan["wall_hours_per_run"] == pytest.approx(wall_h)
     assert plan["sweep_wall_hours"] == pytest.approx(2 * wall_h)  # ceil(6 / 4) = 2 waves
@@ -63,7 +64,8 @@ def test_plan_equals_hand_arithmetic(files, capsys):
     assert main(["plan", str(config), "--profile", str(profile), "--img-per-s", "500"]) == 0
     text = capsys.readouterr().out
     assert "evaluation passes and start-up not counted" in text and "published size of cifar10" in text
-    assert "a run needs 2 requeues but max_requeues=1" in text  # 3 jobs of 1 minute for 2.07 minutes
+    assert plan["jobs_per_run"] == 2  # 124 s of training, 90 s per job before the signal
+    assert "a run needs 1 requeue(s) but max_requeues=0" in text
 
 
 def test_images_are_counted_in_data_root(tmp_path, capsys, files):
