@@ -48,11 +48,13 @@ def _order(methods: list[str]) -> list[str]:
 
 def _verdict(tests: list[Welch], want_lower: list[bool]) -> tuple[str, float]:
     """Verdict over tests that should all show a lower (``want_lower``) or higher mean;
-    the p-value that decided it (the smallest contradicting one, else the largest)."""
+    the p-value that decided it (the smallest contradicting one, else the largest; NaN
+    when a test had fewer than 2 seeds on a side)."""
     against = [t.p_value for t, low in zip(tests, want_lower) if t.p_value < ALPHA and (t.diff < 0) != low]
     if against:
         return "contradicted", min(against)
-    p = max((t.p_value for t in tests), default=math.nan)
+    ps = [t.p_value for t in tests]
+    p = math.nan if not ps or any(math.isnan(x) for x in ps) else max(ps)  # NaN: a test lacked seeds
     agree = all(t.p_value < ALPHA and (t.diff < 0) == low for t, low in zip(tests, want_lower))
     return ("reproduced" if tests and agree else "inconclusive"), p
 
