@@ -97,6 +97,7 @@ def test_claims_inconclusive_with_one_seed_and_none_outside_the_paper(tmp_path):
     md, out = report(tmp_path, tmp_path / "runs", tmp_path / "other")
     claims = pd.read_csv(out / "claims.csv")
     assert set(claims.verdict) == {"inconclusive"} and set(claims.dataset) == {"cifar10"}
+    assert claims.p_value.isna().all()  # one seed a side: no test
 
 
 def test_figure2_claim_from_fim_records(tmp_path):
