@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 import typing
 from pathlib import Path
 
 from cwn_bench.config import Config, load_config
+from cwn_bench.errors import UserError
 
 from launch.profile import Profile, load_profile
 
@@ -79,7 +81,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if sub.script is not None:
         print(sub.script)
     if args.dry_run:
-        print_plan(cfg, profile, args)
+        try:
+            print_plan(cfg, profile, args)
+        except UserError as err:  # the script above is the dry run's answer; the plan is extra
+            print(f"plan: not computed: {err}", file=sys.stderr)
     print(f"sweep: {sub.sweep_dir}")
     for name, why in sub.skipped.items():
         print(f"  {name}: skipped ({why})")

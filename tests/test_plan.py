@@ -131,3 +131,12 @@ def test_submit_dry_run_prints_the_plan(files, capsys, tmp_path):
     gpu_hours = 6 * 4 * (50_000 // 4 // 100 * 100 * 4) * 10 / (500 * 4) / 3600  # one node of 4 GPUs
     assert "plan: 6 run(s), each on 4 GPU(s)" in out and f"GPU-hours: {gpu_hours:.1f} for the sweep" in out
     assert not (tmp_path / "sweeps").exists() or not any((tmp_path / "sweeps").rglob("run.json"))
+
+
+def test_submit_dry_run_without_a_plan_still_prints_the_script(files, capsys, tmp_path):
+    config, profile = files
+    assert main(["submit", str(config), "--profile", str(profile), "--nodes", "1", "--dry-run", "--img-per-s", "500",
+                 "--runs-root", str(tmp_path / "sweeps"), "train.batch_size=100000"]) == 0
+    captured = capsys.readouterr()
+    assert "local job (dry run)" in captured.out
+    assert "plan: not computed: train split: 50000 samples give no full batch" in captured.err
