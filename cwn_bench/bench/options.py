@@ -160,7 +160,7 @@ BENCHES = {  # name: (help, description, options)
     "step": ("googlenet_bn training steps (fwd, bwd, SGD) plain vs CWN, img/s",
              "Time whole training steps of googlenet_bn on synthetic images, plain and CWN alternately; write "
              "JSONL and print img/s and the ratio.", add_step_arguments),
-    "data": ("img/s of the training input pipeline (dali or torch) over a JPEG folder",
+    "data": ("img/s of the training input pipeline (dali or torch) over a JPEG folder, vs a decode-only reference",
              "Read ROOT (train/<class>/*.jpg) through the training pipeline for whole epochs after a short "
              "warm-up; print img/s and write JSONL (one row per loader and rep; with two loaders, their median "
              "img/s ratio).", add_data_arguments),
