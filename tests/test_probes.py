@@ -175,3 +175,26 @@ def test_a_run_with_probes_trains_the_same_weights_and_writes_the_records(tmp_pa
     assert info["holdout_size"] == 144 and info["train_size"] + 144 == 1442 and info["val_size"] == 355
     assert info["split_seeds"] == {"holdout": 0} and info["fim_probe_set"]["samples"] == 40
     assert "fim_probe_set" not in json.loads((bare / "run.json").read_text())
+
+
+@pytest.mark.slow
+def test_probe_records_survive_a_preemption_exactly(tmp_path, digits_root):
+    """SIGTERM mid-epoch, then resume: the probe and fim records equal an uninterrupted run's
+    (none lost or repeated: metrics.jsonl is cut back to the checkpoint, the hooks re-armed)."""
+    import signal
+
+    from test_train import cli, records, start_slow, wait_for_line, write_config
+
+    probes = {"probe_every": 3, "fim_layers": ["fc2", "classifier"], "fim_every": 7, "fim_samples": 32}
+    config = write_config(tmp_path, digits_root, train=probes)
+    assert run(load_config(config), tmp_path / "ref") == "completed"
+    proc = start_slow(config, tmp_path / "run")
+    wait_for_line(proc, "epoch 1/2 step 10/45")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 3
+    resumed = cli("train", str(config), "--run-dir", str(tmp_path / "run"))
+    assert resumed.returncode == 0, resumed.stderr
+    for kind in ("probe", "fim"):
+        want = records(tmp_path / "ref", kind)
+        assert records(tmp_path / "run", kind) == want and len(want) == {"probe": 30 * 3, "fim": 12 * 2}[kind]
+
