@@ -83,16 +83,10 @@ class Probes:
 
     def __init__(self, cfg: Config, model: nn.Module, data: DataModule, start_step: int) -> None:
         t = cfg.train
-        for key in ("probe_every", "fim_every", "fim_samples"):
-            if getattr(t, key) is not None and getattr(t, key) < 1:
-                raise UserError(f"train.{key}={getattr(t, key)}: expected at least 1")
         self.model, self.every = model, t.probe_every
         self.fim_every = t.fim_every or t.probe_every
-        if t.fim_layers and self.fim_every is None:
-            raise UserError("train.fim_layers is set but neither train.fim_every nor train.probe_every: "
-                            "say how many steps apart the FIM is probed")
         self.layers = probed_layers(model)
-        self.fim_layers = [self._fim_layer(name) for name in t.fim_layers]
+        self.fim_layers = check(cfg, model)
         self.stats: dict[str, Tensor] = {}  # layer -> [mean, var] of the armed step's forward
         self.armed = bool(self.every) and (start_step + 1) % self.every == 0
         if self.every:
@@ -104,17 +98,6 @@ class Probes:
             n = min(t.fim_samples, data.train_size)
             gen = torch.Generator().manual_seed(self.fim_seed)  # never the training streams
             self.probe_set = data.train_samples(torch.randperm(data.train_size, generator=gen)[:n].tolist())
-
-    def _fim_layer(self, name: str) -> str:
-        layer = self.layers.get(name)
-        if layer is None:
-            linears = [n for n, m in self.layers.items() if isinstance(m, nn.Linear) or hasattr(m, "fim_input")]
-            raise UserError(f"train.fim_layers: '{name}' is not a linear layer of the model; its linear layers: "
-                            f"{', '.join(linears) or 'none'}")
-        if not (isinstance(layer, nn.Linear) or hasattr(layer, "fim_input")):
-            raise UserError(f"train.fim_layers: '{name}' is a {type(layer).__name__}; the FIM probe takes linear "
-                            "layers (a conv's F has (out*in*k*k)^2 entries)")
-        return name
 
     def info(self) -> dict[str, Any]:
         """What run.json records of the probes: the probe set's seed and size."""
@@ -179,9 +162,34 @@ class Probes:
         return [fim_condition(torch.cat(grads[n]), torch.cat(xs[n])) for n in self.fim_layers]
 
 
-def build(cfg: Config, model: nn.Module, data: DataModule, start_step: int) -> Probes | None:
-    """The run's :class:`Probes`, or None when ``train.probe_every`` and ``train.fim_layers`` are unset."""
+def check(cfg: Config, model: nn.Module) -> list[str]:
+    """The probe keys of ``cfg`` checked against ``model``: its ``train.fim_layers`` (a
+    UserError names a bad value or layer)."""
+    t = cfg.train
+    for key in ("probe_every", "fim_every", "fim_samples"):
+        if getattr(t, key) is not None and getattr(t, key) < 1:
+            raise UserError(f"train.{key}={getattr(t, key)}: expected at least 1")
+    if t.fim_layers and (t.fim_every or t.probe_every) is None:
+        raise UserError("train.fim_layers is set but neither train.fim_every nor train.probe_every: "
+                        "say how many steps apart the FIM is probed")
+    layers = probed_layers(model)
+    linears = [n for n, m in layers.items() if isinstance(m, nn.Linear) or hasattr(m, "fim_input")]
+    for name in t.fim_layers:
+        if name not in layers:
+            raise UserError(f"train.fim_layers: '{name}' is not a linear layer of the model; its linear layers: "
+                            f"{', '.join(linears) or 'none'}")
+        if name not in linears:
+            raise UserError(f"train.fim_layers: '{name}' is a {type(layers[name]).__name__}; the FIM probe takes "
+                            "linear layers (a conv's F has (out*in*k*k)^2 entries)")
+    return list(t.fim_layers)
+
+
+def build(cfg: Config, model: nn.Module, data: DataModule, start_step: int, enabled: bool = True) -> Probes | None:
+    """The run's :class:`Probes` (None when ``train.probe_every`` and ``train.fim_layers`` are
+    unset, or not ``enabled``: ranks other than 0, which only :func:`check` the keys, so a bad
+    one stops every rank at once)."""
     if cfg.train.probe_every is None and not cfg.train.fim_layers:
         return None
-    return Probes(cfg, model, data, start_step)
+    check(cfg, model)
+    return Probes(cfg, model, data, start_step) if enabled else None
 

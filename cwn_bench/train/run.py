@@ -91,7 +91,7 @@ class Trainer:
         self.meter = EpochMeter(env.device)
         self.progress = Progress(env.is_main, cfg.train.log_every, cfg.train.epochs)
         self.resumed_from = self.resume(found)
-        self.probes = probes.build(cfg, model, self.data, self.global_step) if env.is_main else None  # Figure 2
+        self.probes = probes.build(cfg, model, self.data, self.global_step, env.is_main)  # Figure 2, rank 0
         self.last_save = time.monotonic()
 
     # ------------------------------------------------------------------ files
