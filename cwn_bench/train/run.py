@@ -245,7 +245,8 @@ class Trainer:
             t_eval = time.perf_counter()
             val = evaluate(eng, self.data.val_batches(), env)
             if self.data.holdout_size:  # data.holdout: the validation split taken from the training set
-                val |= {k.replace("val_", "holdout_"): v for k, v in evaluate(eng, self.data.holdout_batches(), env).items()}
+                held = evaluate(eng, self.data.holdout_batches(), env)
+                val |= {k.replace("val_", "holdout_"): v for k, v in held.items()}
             train = self.meter.summary(env)
             eval_s = time.perf_counter() - t_eval
             peak = torch.cuda.max_memory_allocated(env.device) / 2**30 if env.device.type == "cuda" else None
