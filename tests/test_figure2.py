@@ -13,11 +13,11 @@ from cwn_bench import config as cfgmod
 from cwn_bench.report import write_report
 
 
-def crafted_run(root: Path, method: str, seed: int, probes: bool = True) -> Path:
+def crafted_run(root: Path, method: str, seed: int, probes: bool = True, lr: float = 0.1) -> Path:
     """A completed Yale-B MLP run of 2 epochs (20 steps) whose probe values encode
     (method, seed, layer, step), so the figure's means over seeds can be checked."""
     cfg = cfgmod.Config(seed=seed)
-    cfg.model.method, cfg.data.name, cfg.train.epochs = method, "yaleb", 2
+    cfg.model.method, cfg.data.name, cfg.train.epochs, cfg.optim.lr = method, "yaleb", 2, lr
     run_dir = root / f"method={method},seed={seed}"
     run_dir.mkdir(parents=True)
     (run_dir / "run.json").write_text(json.dumps({"config": cfgmod.to_dict(cfg), "seed": seed, "status": "completed",
@@ -68,3 +68,15 @@ def test_no_figure2_without_probe_records(tmp_path):
     md = write_report([tmp_path / "runs"], tmp_path / "out")
     assert "Figure 2" not in md.read_text()
     assert not list((tmp_path / "out").glob("figure2*"))
+
+
+def test_an_lr_sweep_gets_one_figure_per_lr(tmp_path):
+    for method in ("plain", "cwn"):
+        for lr in (0.1, 0.5):
+            crafted_run(tmp_path / "runs" / f"lr{lr}", method, 0, lr=lr)
+    write_report([tmp_path / "runs"], tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").glob("figure2*.png")) == [
+        "figure2_yaleb_mlp_optim.lr_0.1.png", "figure2_yaleb_mlp_optim.lr_0.5.png"]
+    fig = pd.read_csv(tmp_path / "out" / "figure2.csv")
+    assert sorted(set(zip(fig.method, fig.variant))) == [(m, f"optim.lr={lr}") for m in ("cwn", "plain")
+                                                          for lr in (0.1, 0.5)]

@@ -2,9 +2,9 @@
 
 Reads the ``probe``, ``fim`` and ``step`` records of ``metrics.jsonl`` (written with
 ``train.probe_every`` / ``train.fim_layers``, see cwn_bench/train/probes.py) of completed and
-running runs, and per dataset and model draws ``figure2_<dataset>_<model>.png`` with the
-paper's four panels against updates (global step), one colour per method (and variant), the
-mean over seeds: (a) the pre-activation mean and (b) variance of the first two layers (solid:
+running runs, and per dataset and model (and variant: one figure per lr of a sweep) draws
+``figure2_<dataset>_<model>.png`` with the paper's four panels against updates (global step),
+one colour per method, the mean over seeds: (a) the pre-activation mean and (b) variance of the first two layers (solid:
 the first, dashed: the second), (c) log10 of the relative-FIM condition number of each FIM
 layer (solid: the first listed, e.g. the second-last linear), (d) the training loss of the step
 records. The section's table gives each curve's first and last value.
@@ -76,27 +76,28 @@ def _curves(tr: pd.DataFrame, kind: str, value: str) -> list[tuple[tuple, str, i
 
 def plots(tr: pd.DataFrame, out: Path) -> list[Path]:
     """Write ``figure2_<dataset>_<model>.png`` under ``out`` for each dataset and model with
-    probe records in ``tr`` (:func:`traces`); returns the files written."""
+    probe records in ``tr`` (:func:`traces`), the methods side by side; configs that differ in
+    more than the method (e.g. an lr sweep) get one figure each, ``..._<variant>.png``
+    (``optim.lr_0.5``); returns the files written."""
     written = []
     if tr.empty:
         return written
-    for (dataset, model), part in ordered(tr, ["order", "step"]).groupby(list(SET_KEYS), sort=False):
+    for (dataset, model, variant), part in ordered(tr, ["order", "step"]).groupby([*SET_KEYS, "variant"], sort=False):
         fig = Figure(figsize=(13, 8.5), layout="constrained")  # no pyplot: no global figure state
         FigureCanvasAgg(fig)
         axes = fig.subplots(2, 2).flat
         for ax, (kind, value, title) in zip(axes, PANELS):
             for keys, layer, order, _, series in _curves(part, kind, value):
-                method, variant = keys[2], keys[3]
-                label = f"{method} {variant}".strip() + (f" {layer}" if layer else "")
-                color = METHOD_COLORS.get(method) if not variant else None
-                ax.plot(series.index, series.values, ls=STYLES[order % len(STYLES)], lw=1.2, color=color, label=label)
+                label = keys[2] + (f" {layer}" if layer else "")
+                ax.plot(series.index, series.values, ls=STYLES[order % len(STYLES)], lw=1.2,
+                        color=METHOD_COLORS.get(keys[2]), label=label)
             ax.set_title(title)
             ax.set_xlabel("updates")
             ax.grid(alpha=0.3)
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize="x-small")
-        fig.suptitle(f"Figure 2, {dataset} / {model}: mean over seeds")
-        path = out / f"figure2_{_safe(dataset)}_{_safe(model)}.png"
+        fig.suptitle(f"Figure 2, {dataset} / {model}{f', {variant}' if variant else ''}: mean over seeds")
+        path = out / f"figure2_{_safe(dataset)}_{_safe(model)}{f'_{_safe(variant)}' if variant else ''}.png"
         fig.savefig(path, dpi=100)
         written.append(path)
     return written
