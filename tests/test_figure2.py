@@ -66,7 +66,7 @@ def test_figure2_png_and_section_from_probe_records(tmp_path):
 def test_no_figure2_without_probe_records(tmp_path):
     crafted_run(tmp_path / "runs", "cwn", 0, probes=False)
     md = write_report([tmp_path / "runs"], tmp_path / "out")
-    assert "Figure 2" not in md.read_text()
+    assert "## Figure 2" not in md.read_text()
     assert not list((tmp_path / "out").glob("figure2*"))
 
 
