@@ -13,7 +13,7 @@ from cwn_bench import config as cfgmod
 from cwn_bench.report import write_report
 
 
-def crafted_run(root: Path, method: str, seed: int, probes: bool = True, lr: float = 0.1) -> Path:
+def crafted_run(root: Path, method: str, seed: int, probes: bool = True, lr: float = 0.1, err: float = 10.0) -> Path:
     """A completed Yale-B MLP run of 2 epochs (20 steps) whose probe values encode
     (method, seed, layer, step), so the figure's means over seeds can be checked."""
     cfg = cfgmod.Config(seed=seed)
@@ -35,7 +35,7 @@ def crafted_run(root: Path, method: str, seed: int, probes: bool = True, lr: flo
                       for i, layer in enumerate(["fc4", "classifier"])]
         if step % 10 == 0:
             lines.append({"kind": "epoch", "epoch": step // 10, "step": step, "train_loss": 1.0, "val_loss": 1.0,
-                          "val_top1_err": 10.0, "val_top5_err": 1.0, "train_top1_err": 5.0, "wall_s": 1.0})
+                          "val_top1_err": err, "holdout_top1_err": err, "val_top5_err": 1.0, "train_top1_err": 5.0, "wall_s": 1.0})
     (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     return run_dir
 
@@ -70,13 +70,16 @@ def test_no_figure2_without_probe_records(tmp_path):
     assert not list((tmp_path / "out").glob("figure2*"))
 
 
-def test_an_lr_sweep_gets_one_figure_per_lr(tmp_path):
+def test_an_lr_sweep_gets_one_figure_per_lr_and_one_of_the_selected_lrs(tmp_path):
+    best = {"plain": 0.1, "cwn": 0.5}  # the lowest holdout error
     for method in ("plain", "cwn"):
         for lr in (0.1, 0.5):
-            crafted_run(tmp_path / "runs" / f"lr{lr}", method, 0, lr=lr)
-    write_report([tmp_path / "runs"], tmp_path / "out")
+            crafted_run(tmp_path / "runs" / f"lr{lr}", method, 0, lr=lr, err=5.0 if lr == best[method] else 9.0)
+    write_report([tmp_path / "runs"], tmp_path / "out", select=["optim.lr"])
     assert sorted(p.name for p in (tmp_path / "out").glob("figure2*.png")) == [
-        "figure2_yaleb_mlp_optim.lr_0.1.png", "figure2_yaleb_mlp_optim.lr_0.5.png"]
+        "figure2_yaleb_mlp_optim.lr_0.1.png", "figure2_yaleb_mlp_optim.lr_0.5.png", "figure2_yaleb_mlp_selected.png"]
+    sel = pd.read_csv(tmp_path / "out" / "selection.csv")  # what the selected figure draws
+    assert dict(zip(sel.method, sel["optim.lr"])) == best
     fig = pd.read_csv(tmp_path / "out" / "figure2.csv")
     assert sorted(set(zip(fig.method, fig.variant))) == [(m, f"optim.lr={lr}") for m in ("cwn", "plain")
                                                           for lr in (0.1, 0.5)]

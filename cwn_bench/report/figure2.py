@@ -39,7 +39,7 @@ def _number(value: object) -> float:
 
 def traces(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per probe / fim / step record of the live runs in ``runs`` (:func:`runs.runs_frame`):
-    ``run, dataset, model, method, variant, seed, kind, step, layer, order`` (the layer's position in
+    ``run, group, dataset, model, method, variant, seed, kind, step, layer, order`` (the layer's position in
     its run's records: model order for probes, fim_layers order for fim) and the values
     ``preact_mean, preact_var, log10_cond, loss``; empty when no run has probe records."""
     rows = []
@@ -56,8 +56,8 @@ def traces(runs: pd.DataFrame) -> pd.DataFrame:
                 continue
             layer = str(r.get("layer", ""))
             cond = _number(r.get("cond"))
-            rows.append({"run": run.run, **{k: getattr(run, k) for k in CURVE_KEYS}, "seed": run.seed, "kind": kind,
-                         "step": step, "layer": layer,
+            rows.append({"run": run.run, "group": run.group, **{k: getattr(run, k) for k in CURVE_KEYS},
+                         "seed": run.seed, "kind": kind, "step": step, "layer": layer,
                          "order": order.setdefault((kind, layer), sum(k == kind for k, _ in order)),
                          "preact_mean": _number(r.get("preact_mean")), "preact_var": _number(r.get("preact_var")),
                          "log10_cond": math.log10(cond) if cond > 0 else math.nan, "loss": _number(r.get("loss"))})
@@ -74,14 +74,19 @@ def _curves(tr: pd.DataFrame, kind: str, value: str) -> list[tuple[tuple, str, i
             for keys, part in rows.groupby([*CURVE_KEYS, "layer", "order"], sort=False)]
 
 
-def plots(tr: pd.DataFrame, out: Path) -> list[Path]:
+def plots(tr: pd.DataFrame, out: Path, selection: pd.DataFrame | None = None) -> list[Path]:
     """Write ``figure2_<dataset>_<model>.png`` under ``out`` for each dataset and model with
     probe records in ``tr`` (:func:`traces`), the methods side by side; configs that differ in
     more than the method (e.g. an lr sweep) get one figure each, ``..._<variant>.png``
-    (``optim.lr_0.5``); returns the files written."""
+    (``optim.lr_0.5``); with a ``selection`` (report --select: its ``group`` and ``variant``
+    columns) also ``..._selected.png``, each method at its selected config, as the paper's
+    figure shows each method at its chosen learning rate; returns the files written."""
     written = []
     if tr.empty:
         return written
+    if selection is not None and not selection.empty:
+        label = {g: "selected" + (f", {v}" if v else "") for g, v in zip(selection.group, selection.variant)}
+        tr = pd.concat([tr, tr[tr.group.isin(label)].assign(variant=lambda f: f.group.map(label))])
     for (dataset, model, variant), part in ordered(tr, ["order", "step"]).groupby([*SET_KEYS, "variant"], sort=False):
         fig = Figure(figsize=(13, 8.5), layout="constrained")  # no pyplot: no global figure state
         FigureCanvasAgg(fig)

@@ -123,7 +123,7 @@ def write_report(paths: list[Path], out: Path, *, select: list[str] | None = Non
         frame.to_csv(out / f"{key}.csv", index=False)
     images = {"curves": [p.name for p in curves(inputs.epochs, out)] if not inputs.epochs.empty else [],
               "overhead": [p.name for p in overhead_plots(data["overhead"], out)],
-              "figure2": [p.name for p in figure2.plots(traces, out)]}
+              "figure2": [p.name for p in figure2.plots(traces, out, data.get("selection"))]}
     parts = _sections(data, images, list(select or []))
     for part in parts:
         if part.latex:
