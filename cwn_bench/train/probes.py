@@ -2,7 +2,8 @@
 condition number of a layer's relative Fisher information matrix, as ``metrics.jsonl`` records.
 
 Off unless ``train.probe_every`` or ``train.fim_layers`` is set. The trainer builds one
-:class:`Probes` (rank 0 only) and calls :meth:`Probes.after_step` after each training step;
+:class:`Probes` (rank 0 only) and calls :meth:`Probes.after_step` after every optimizer step
+(it arms the hooks for the next one; between probe steps the call returns ``[]`` at once);
 everything here reads the model and its outputs and changes nothing: no RNG stream is drawn
 from, no batch altered, no parameter gradient or buffer written, so a run with probes trains
 bitwise the same weights as one without (tests/test_probes.py).
@@ -26,8 +27,8 @@ bitwise the same weights as one without (tests/test_probes.py).
   update. A layer used in an eval-mode forward must not change its state (NNN: no
   re-estimation, no recorded inputs).
 
-Cost: a probe step syncs once (its records are written at once); between probe steps the
-hooks test one flag. Measured in the README ("Figure 2 probes").
+Cost: a probe step syncs with the device once; between probe steps the hooks test one flag.
+Measured in the README ("Figure 2 probes").
 """
 
 from __future__ import annotations
