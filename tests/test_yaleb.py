@@ -110,3 +110,16 @@ def test_the_yaleb_config_trains_with_probes_on_a_published_layout_folder(tmp_pa
     text = (tmp_path / "run" / "metrics.jsonl").read_text()
     assert '"kind": "probe"' in text and '"kind": "fim"' in text and '"holdout_top1_err"' in text
     assert torch.load(sorted((tmp_path / "run" / "checkpoints").glob("*.pt"))[-1], weights_only=True)["epoch"] == 2
+
+
+def test_the_cli_says_one_line_for_a_wrong_yaleb_root(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "cwn_bench.cli", "train", "configs/mlp_digits.yaml", "data.name=yaleb",
+                           f"data.root={tmp_path}", "train.device=cpu", "--run-dir", str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"cwn-bench train: error: {tmp_path}: no yaleBNN subject folders; expected the CroppedYale folder of the Extended Yale Face Database "
+        "B: ROOT/yaleBNN/yaleBNN_P00A+AAAE+EE.pgm, one folder per subject (38), 64 PGM images each"]
