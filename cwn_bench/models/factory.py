@@ -52,7 +52,8 @@ def build(name: str, num_classes: int, method: str = "plain", *, in_shape: tuple
     spec = _SPECS[name]
     given = {"hidden": tuple(hidden), "aux_logits": aux_logits, "batchnorm": batchnorm, "relu_before_bn": relu_before_bn}
     model = initialize(spec.make(num_classes, tuple(in_shape), **{k: given[k] for k in spec.options}), init)
-    exclude = [spec.first] if keep_first_plain or (method == "nnn" and nnn_first_plain) else []
+    authors_nnn = method == "nnn" and nnn_first_plain and isinstance(model.get_submodule(spec.first), nn.Linear)
+    exclude = [spec.first] if keep_first_plain or authors_nnn else []
     exclude += list(spec.classifier) if keep_classifier_plain else []
     # convert checks ``method`` (ValueError naming the choices); each option reaches the layers that take it
     return convert(model, method, exclude=exclude, backend=backend, scale=scale, scale_value=scale_value,
