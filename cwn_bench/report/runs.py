@@ -19,6 +19,7 @@ import pandas as pd
 from cwn_bench import config as cfgmod
 from cwn_bench.errors import UserError
 from cwn_bench.report.jsonl import Problem, read_json, read_jsonl
+from cwn_bench.report.paper import MATCH_KEYS
 
 # Keys that do not make two runs different experiments: seed is what is averaged over,
 # name is a label (and ``sweep.*``, the recipe that produced the point, is skipped too).
@@ -126,6 +127,7 @@ def read_run(run_dir: Path, problems: list[Problem]) -> tuple[dict[str, Any], li
         "dataset": str(flat.get("data.name", "unknown")),
         "model": str(flat.get("model.name", "unknown")),
         "method": str(flat.get("model.method", "unknown")),
+        **{col: flat.get(key, default) for col, (key, default) in MATCH_KEYS.items()},  # which paper number
         "last_epoch": last,
         "updated": str(run.get("updated") or ""),  # when run.json was last written (UTC)
         "planned_epochs": planned if isinstance(planned, int) else pd.NA,
