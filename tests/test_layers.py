@@ -170,3 +170,16 @@ def test_fixed_scale_is_a_buffer_whose_value_is_used(cls, normalize):
     assert isinstance(learned.g, nn.Parameter) and torch.equal(learned.g.detach(), torch.full((3,), 2.0))
     with pytest.raises(ValueError, match="unknown scale 'none'; expected one of learned, fixed"):
         cls(7, 3, scale="none")
+
+
+@pytest.mark.parametrize("backend", ["explicit", "triton"])
+def test_fixed_scale_gradients_on_every_backend_match_the_reference(backend):
+    torch.manual_seed(0)
+    layer = CWNConv2d(4, 8, 3, backend=backend, scale="fixed", scale_value=1.414)
+    ref = CWNConv2d(4, 8, 3, backend="reference", scale="fixed", scale_value=1.414)
+    ref.load_state_dict(layer.state_dict())
+    x = torch.randn(2, 4, 6, 6)
+    layer(x).square().sum().backward()
+    ref(x).square().sum().backward()
+    torch.testing.assert_close(layer.v.grad, ref.v.grad, rtol=1e-4, atol=1e-5)
+    assert layer.g.grad is None
