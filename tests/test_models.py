@@ -169,3 +169,13 @@ def test_new_methods_build_from_config(method):
                           NNNLinear)
     else:
         assert isinstance(model.fc1, WSLinear) and isinstance(model.classifier, WSLinear)
+
+
+def test_mlp_wn_cwn_biases_start_at_zero_as_the_authors_affine_module():
+    for method in ("wn", "cwn"):
+        model = build("mlp", 3, method, in_shape=(1, 4, 4), hidden=[8])
+        assert model.fc1.bias.abs().max() == 0 and model.classifier.bias.abs().max() == 0
+    plain = build("mlp", 3, in_shape=(1, 4, 4), hidden=[8])
+    assert plain.fc1.bias.abs().max() > 0  # Torch7's nn.Linear draws its bias
+    vgg = build("vgg_a", 3, "cwn", in_shape=(3, 32, 32))  # the conv nets keep their own bias init
+    assert vgg.classifier.fc1.bias.abs().max() > 0

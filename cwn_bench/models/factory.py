@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from cwn_bench.config import ModelConfig
@@ -20,6 +21,9 @@ class _Spec:
     first: str  # qualified name of the first linear map (keep_first_plain)
     classifier: tuple[str, ...]  # the classifier's linear maps (keep_classifier_plain)
     options: tuple[str, ...] = ()  # the keyword options of build() that make takes
+    # WN/CWN layers start with bias 0: the authors' MLP layers have none of their own, the bias
+    # is their Affine_module's, initialised to 0 (Linear_Weight_*BN_Row.lua, Affine_module.lua)
+    zero_scaled_bias: bool = False
 
 
 _SPECS = {
@@ -28,7 +32,7 @@ _SPECS = {
     "resnet56": _Spec(resnet.resnet56, "stem.conv", ("fc",)),
     # the authors' vggA_CWN/WN.lua keep both linear maps of the classifier plain
     "vgg_a": _Spec(vgg.VGGA, "features.0", ("classifier.fc1", "classifier.fc2")),
-    "mlp": _Spec(mlp.MLP, "fc1", ("classifier",), ("hidden", "batchnorm")),
+    "mlp": _Spec(mlp.MLP, "fc1", ("classifier",), ("hidden", "batchnorm"), zero_scaled_bias=True),
 }
 NAMES = tuple(_SPECS)
 
@@ -56,8 +60,14 @@ def build(name: str, num_classes: int, method: str = "plain", *, in_shape: tuple
     exclude = [spec.first] if keep_first_plain or authors_nnn else []
     exclude += list(spec.classifier) if keep_classifier_plain else []
     # convert checks ``method`` (ValueError naming the choices); each option reaches the layers that take it
-    return convert(model, method, exclude=exclude, backend=backend, scale=scale, scale_value=scale_value,
-                   nnn_interval=nnn_interval, nnn_eps=nnn_eps)
+    model = convert(model, method, exclude=exclude, backend=backend, scale=scale, scale_value=scale_value,
+                    nnn_interval=nnn_interval, nnn_eps=nnn_eps)
+    if spec.zero_scaled_bias and method in ("wn", "cwn"):
+        with torch.no_grad():
+            for layer in model.modules():
+                if hasattr(layer, "g") and layer.bias is not None:
+                    layer.bias.zero_()
+    return model
 
 
 def from_config(model_cfg: ModelConfig, num_classes: int, in_shape: tuple[int, ...]) -> nn.Module:
