@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import os
+import signal
 import socket
 
 import pytest
@@ -18,7 +19,7 @@ from cwn_bench.errors import UserError
 from cwn_bench.models import build
 from cwn_bench.nn import NNNLinear, convert, pca_whitening
 from cwn_bench.train import checkpoint, run
-from tests.test_train import write_config
+from tests.test_train import cli, records, start_slow, train_two_ranks, wait_for_line, without_timing, write_config
 
 
 def correlated(n: int, d: int, seed: int = 0) -> torch.Tensor:
@@ -146,3 +147,50 @@ def test_reestimates_on_schedule_inside_a_real_training_run(tmp_path, digits_roo
     assert state["fc2._extra_state"] == state["classifier._extra_state"] == {"updates": 90, "reestimations": 4}
     assert "fc1._extra_state" not in state  # the first linear stays plain, as the authors' NNN MLP
     assert not torch.allclose(state["fc2.U"], torch.eye(32)) and state["fc2.mu"].abs().sum() > 0
+
+
+def _final_state(run_dir):
+    return checkpoint.load(sorted((run_dir / "checkpoints").glob("ckpt-*.pt"))[-1])["model"]
+
+
+@pytest.mark.slow
+def test_sigterm_then_resume_with_nnn_is_exact(tmp_path, digits_root):
+    """Stopped near step 10 (before the re-whitening at 20), resumed: bitwise the weights,
+    U, mu and schedule of the uninterrupted run."""
+    config = write_config(tmp_path, digits_root, model={"method": "nnn", "nnn_interval": 20})
+    assert run(load_config(config), tmp_path / "ref") == "completed"
+    proc = start_slow(config, tmp_path / "run")
+    wait_for_line(proc, "epoch 1/2 step 10/45")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 3
+    stopped = _final_state(tmp_path / "run")["fc2._extra_state"]
+    assert 10 <= stopped["updates"] < 20 and stopped["reestimations"] == 0
+    resumed = cli("train", str(config), "--run-dir", str(tmp_path / "run"))
+    assert resumed.returncode == 0, resumed.stderr
+    got, want = _final_state(tmp_path / "run"), _final_state(tmp_path / "ref")
+    assert got.keys() == want.keys() and want["fc2._extra_state"] == {"updates": 90, "reestimations": 4}
+    for key, value in want.items():
+        assert got[key] == value if key.endswith("_extra_state") else torch.equal(got[key], value), key
+    assert without_timing(records(tmp_path / "run", "epoch")) == without_timing(records(tmp_path / "ref", "epoch"))
+
+
+def _effective(state, layer):
+    """(W, b) of the plain layer equivalent to NNN layer ``layer`` of a checkpoint's model:
+    U and V themselves are defined up to the eigenvectors' signs, the function is not."""
+    w = state[f"{layer}.v"].double() @ state[f"{layer}.U"].double()
+    return w, state[f"{layer}.bias"].double() - w @ state[f"{layer}.mu"].double()
+
+
+@pytest.mark.slow
+def test_two_rank_ddp_with_nnn_equals_one_process_with_the_global_batch(tmp_path, digits_root):
+    """2 ranks x 16 images re-whiten from the all-gathered 32, as 1 process x 32 does."""
+    config = write_config(tmp_path, digits_root, model={"method": "nnn", "nnn_interval": 20},
+                          train={"checkpoint_every_steps": None})
+    assert run(load_config(config), tmp_path / "single") == "completed"
+    procs, outs = train_two_ranks(config, tmp_path / "ddp")
+    assert [p.returncode for p in procs] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
+    got, want = _final_state(tmp_path / "ddp"), _final_state(tmp_path / "single")
+    assert got["fc2._extra_state"] == want["fc2._extra_state"] == {"updates": 90, "reestimations": 4}
+    for layer in ("fc2", "classifier"):
+        for a, b in zip(_effective(got, layer), _effective(want, layer)):
+            torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
