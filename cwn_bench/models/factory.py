@@ -10,7 +10,7 @@ from torch import nn
 
 from cwn_bench.config import ModelConfig
 from cwn_bench.models import googlenet, googlenet_bn, mlp, resnet, vgg
-from cwn_bench.nn import convert, initialize
+from cwn_bench.nn import CWNLinear, WNLinear, convert, initialize
 from cwn_bench.nn.nnn import DEFAULT_EPS as NNN_EPS
 from cwn_bench.nn.nnn import DEFAULT_INTERVAL as NNN_INTERVAL
 
@@ -54,7 +54,8 @@ def build(name: str, num_classes: int, method: str = "plain", *, in_shape: tuple
     if name not in _SPECS:
         raise ValueError(f"unknown model {name!r}; expected one of {', '.join(NAMES)}")
     spec = _SPECS[name]
-    given = {"hidden": tuple(hidden), "aux_logits": aux_logits, "batchnorm": batchnorm, "relu_before_bn": relu_before_bn}
+    given = {"hidden": tuple(hidden), "aux_logits": aux_logits, "batchnorm": batchnorm,
+             "relu_before_bn": relu_before_bn}
     model = initialize(spec.make(num_classes, tuple(in_shape), **{k: given[k] for k in spec.options}), init)
     authors_nnn = method == "nnn" and nnn_first_plain and isinstance(model.get_submodule(spec.first), nn.Linear)
     exclude = [spec.first] if keep_first_plain or authors_nnn else []
@@ -65,7 +66,7 @@ def build(name: str, num_classes: int, method: str = "plain", *, in_shape: tuple
     if spec.zero_scaled_bias and method in ("wn", "cwn"):
         with torch.no_grad():
             for layer in model.modules():
-                if hasattr(layer, "g") and layer.bias is not None:
+                if isinstance(layer, (CWNLinear, WNLinear)) and layer.bias is not None:
                     layer.bias.zero_()
     return model
 
