@@ -54,6 +54,7 @@ def test_output_unchanged_across_a_reestimation(dtype, tol):
     assert not torch.allclose(layer.U, torch.eye(6, dtype=dtype)) and layer.mu.abs().min() > 1
     # the layer computes (x - mu) U^T V^T + c, gradients reach V and c only
     torch.testing.assert_close(layer(probe), (probe - layer.mu) @ layer.U.T @ layer.v.T + layer.bias)
+    torch.testing.assert_close(layer(probe), layer.fim_input(probe) @ layer.v.T + layer.bias)  # Figure 2's FIM input
     assert {n for n, _ in layer.named_parameters()} == {"v", "bias"}
     assert {n for n, _ in layer.named_buffers()} == {"mu", "U"}
 

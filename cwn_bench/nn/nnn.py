@@ -122,7 +122,14 @@ class NNNLinear(_Reparameterized, nn.Linear):
         """``c - W mu``: the plain layer's bias."""
         return self.bias - self.weight @ self.mu
 
+    def fim_input(self, x: Tensor) -> Tensor:
+        """The whitened input ``(x - mu) U^T`` (``[..., in]``) that the learned ``V`` multiplies:
+        the input of Figure 2's FIM for NNN, as the authors' ``NormLinear_new.lua``."""
+        return (x - self.mu) @ self.U.T
+
     def forward(self, x: Tensor) -> Tensor:
+        """``(x - mu) U^T V^T + c``; a training forward with gradients on keeps ``x`` (a
+        reference, no copy) for the next re-estimation, eval and no-grad forwards change nothing."""
         if self.training and torch.is_grad_enabled():
             self._last_input = x.detach()
         return F.linear(x - self.mu, self.weight, self.bias)
