@@ -173,8 +173,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 # keys whose values below these make no run (a zero batch divides by zero, 0 epochs trains nothing)
 MINIMUMS = {"train.epochs": 1, "train.batch_size": 1, "train.steps_per_epoch": 1, "train.log_every": 1,
             "train.checkpoint_every_steps": 1, "data.image_size": 1, "data.resize_size": 1, "data.workers": 0,
-            "data.synthetic_samples": 1,
-            "model.nnn_interval": 1, "model.nnn_eps": 0}
+            "data.synthetic_samples": 1}
 
 
 def _checked(value: Any, tp: Any, dotted: str, where: str, minimums: dict[str, int] = MINIMUMS) -> Any:
