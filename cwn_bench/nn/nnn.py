@@ -21,6 +21,9 @@ Resume: ``mu``, ``U`` are buffers and the update count is the layer's extra stat
 ``state_dict``; re-estimation happens inside ``step()``, so a checkpoint taken between steps
 needs no saved input.
 
+CUDA graphs: a replayed graph runs no Python, so the count would stop; a step captured into
+one (``train.cuda_graph``) is refused with a UserError.
+
 DDP: every rank re-estimates from the global batch (the local inputs all-gathered, as a
 single process with the global batch size would), then rank 0's result is broadcast so the
 ranks' ``V``, ``c``, ``mu``, ``U`` stay bitwise identical (DDP only keeps them in step through
@@ -39,6 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
+from cwn_bench.errors import UserError
 from cwn_bench.nn.functional import pca_whitening
 from cwn_bench.nn.layers import _Reparameterized
 
@@ -142,6 +146,9 @@ class NNNLinear(_Reparameterized, nn.Linear):
 
     def count_update(self) -> None:
         """Called after each optimizer update; re-estimates every ``nnn_interval``-th."""
+        if torch.cuda.is_available() and torch.cuda.is_current_stream_capturing():
+            raise UserError("model.method: nnn counts optimizer updates in Python, which a captured CUDA graph "
+                            "replays without: set train.cuda_graph=false for NNN runs")
         self.updates += 1
         if self.updates % self.nnn_interval == 0 and self._last_input is not None:
             self.reestimate(self._last_input)
