@@ -139,7 +139,6 @@ def test_ddp_ranks_reestimate_from_the_global_batch_identically(tmp_path):
     torch.testing.assert_close(ranks[0]["0.U"], u, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.slow
 def test_reestimates_on_schedule_inside_a_real_training_run(tmp_path, digits_root):
     """cwn_bench.train.run knows nothing of NNN: 2 epochs of 45 updates, re-whitening every 20."""
     config = write_config(tmp_path, digits_root, model={"method": "nnn", "nnn_interval": 20, "nnn_eps": 0.1})
