@@ -171,11 +171,18 @@ def test_new_methods_build_from_config(method):
         assert isinstance(model.fc1, WSLinear) and isinstance(model.classifier, WSLinear)
 
 
-def test_mlp_wn_cwn_biases_start_at_zero_as_the_authors_affine_module():
+def test_wn_cwn_inits_of_the_authors_mlp_and_vgg_a():
     for method in ("wn", "cwn"):
         model = build("mlp", 3, method, in_shape=(1, 4, 4), hidden=[8])
         assert model.fc1.bias.abs().max() == 0 and model.classifier.bias.abs().max() == 0
     plain = build("mlp", 3, in_shape=(1, 4, 4), hidden=[8])
     assert plain.fc1.bias.abs().max() > 0  # Torch7's nn.Linear draws its bias
-    vgg = build("vgg_a", 3, "cwn", in_shape=(3, 32, 32))  # the conv nets keep their own bias init
-    assert vgg.classifier.fc1.bias.abs().max() > 0
+
+    torch.manual_seed(0)  # the authors' WN/CWN VGG-A convs: Torch7's reset (MSRinit skips them), bias 0
+    vgg = build("vgg_a", 3, "cwn", in_shape=(3, 32, 32))
+    conv = vgg.features[3]
+    bound = 1 / (64 * 9) ** 0.5
+    assert conv.v.abs().max() <= bound and abs(conv.v.std().item() / (bound / 3 ** 0.5) - 1) < 0.05
+    assert conv.bias.abs().max() == 0 and vgg.classifier.fc1.bias.abs().max() > 0  # linears: Torch7's
+    he = build("vgg_a", 3, "cwn", in_shape=(3, 32, 32), init="he").features[3].v  # a chosen scheme is kept
+    assert abs(he.std().item() / (2 / (64 * 9)) ** 0.5 - 1) < 0.05

@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import torch
 from torch import nn
 
 from cwn_bench.config import ModelConfig
 from cwn_bench.models import googlenet, googlenet_bn, mlp, resnet, vgg
-from cwn_bench.nn import CWNLinear, WNLinear, convert, initialize
+from cwn_bench.nn import convert, initialize
 from cwn_bench.nn.nnn import DEFAULT_EPS as NNN_EPS
 from cwn_bench.nn.nnn import DEFAULT_INTERVAL as NNN_INTERVAL
 
@@ -21,9 +20,8 @@ class _Spec:
     first: str  # qualified name of the first linear map (keep_first_plain)
     classifier: tuple[str, ...]  # the classifier's linear maps (keep_classifier_plain)
     options: tuple[str, ...] = ()  # the keyword options of build() that make takes
-    # WN/CWN layers start with bias 0: the authors' MLP layers have none of their own, the bias
-    # is their Affine_module's, initialised to 0 (Linear_Weight_*BN_Row.lua, Affine_module.lua)
-    zero_scaled_bias: bool = False
+    # (model, init) -> None: what the authors' WN/CWN variant of the net initialises differently
+    reparam_init: Callable[[nn.Module, str], None] | None = None
 
 
 _SPECS = {
@@ -31,8 +29,9 @@ _SPECS = {
     "googlenet": _Spec(googlenet.make, "conv1.conv", ("fc",), ("aux_logits",)),
     "resnet56": _Spec(resnet.resnet56, "stem.conv", ("fc",)),
     # the authors' vggA_CWN/WN.lua keep both linear maps of the classifier plain
-    "vgg_a": _Spec(vgg.VGGA, "features.0", ("classifier.fc1", "classifier.fc2")),
-    "mlp": _Spec(mlp.MLP, "fc1", ("classifier",), ("hidden", "batchnorm"), zero_scaled_bias=True),
+    "vgg_a": _Spec(vgg.VGGA, "features.0", ("classifier.fc1", "classifier.fc2"),
+                   reparam_init=vgg.authors_reparam_init),
+    "mlp": _Spec(mlp.MLP, "fc1", ("classifier",), ("hidden", "batchnorm"), reparam_init=mlp.authors_reparam_init),
 }
 NAMES = tuple(_SPECS)
 
@@ -63,11 +62,8 @@ def build(name: str, num_classes: int, method: str = "plain", *, in_shape: tuple
     # convert checks ``method`` (ValueError naming the choices); each option reaches the layers that take it
     model = convert(model, method, exclude=exclude, backend=backend, scale=scale, scale_value=scale_value,
                     nnn_interval=nnn_interval, nnn_eps=nnn_eps)
-    if spec.zero_scaled_bias and method in ("wn", "cwn"):
-        with torch.no_grad():
-            for layer in model.modules():
-                if isinstance(layer, (CWNLinear, WNLinear)) and layer.bias is not None:
-                    layer.bias.zero_()
+    if spec.reparam_init is not None and method in ("wn", "cwn"):
+        spec.reparam_init(model, init)
     return model
 
 

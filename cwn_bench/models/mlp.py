@@ -6,7 +6,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
+
+from cwn_bench.nn import CWNLinear, WNLinear
 
 
 class MLP(nn.Module):
@@ -36,3 +39,12 @@ class MLP(nn.Module):
             x = getattr(self, f"fc{i}")(x)
             x = (getattr(self, f"bn{i}")(x) if self.batchnorm else x).relu()
         return self.classifier(x)
+
+
+@torch.no_grad()
+def authors_reparam_init(model: MLP, init: str) -> None:
+    """The authors' WN/CWN MLP layers (``Linear_Weight_*BN_Row.lua``) have no bias of their own:
+    it is the following ``Affine_module``'s, initialised to 0, whatever the weight init."""
+    for layer in model.modules():
+        if isinstance(layer, (WNLinear, CWNLinear)) and layer.bias is not None:
+            layer.bias.zero_()

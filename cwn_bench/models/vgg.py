@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import Tensor, nn
+
+from cwn_bench.nn import CWNConv2d, WNConv2d, initialize
 
 CONFIG_A = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
 
@@ -41,3 +44,17 @@ class VGGA(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.features(x).flatten(1))
+
+
+@torch.no_grad()
+def authors_reparam_init(model: VGGA, init: str) -> None:
+    """The authors' WN/CWN VGG-A (``vggA_WN.lua``, ``vggA_CWN.lua``): their ``MSRinit`` finds
+    plain ``SpatialConvolution`` modules only, so the normalised convs keep Torch7's reset,
+    ``v`` ~ U(+-1/sqrt(fan_in)), and carry no bias (the ``Spatial_Scaling`` after each adds one,
+    starting at 0). Applied for ``init: default`` only; other schemes are the user's choice."""
+    if init != "default":
+        return
+    for conv in model.features:
+        if isinstance(conv, (WNConv2d, CWNConv2d)):
+            initialize(conv, "lecun")
+            conv.bias.zero_()
