@@ -9,6 +9,9 @@ Every ``nnn_interval`` optimizer updates the layer re-estimates ``mu`` and ``U``
 input of its most recent training forward (the mini-batch of that update) with damping
 ``nnn_eps`` (:func:`cwn_bench.nn.functional.pca_whitening`) and rewrites
 ``V = W U_new^-1``, ``c = c - W mu_old + W mu_new``: the layer's function is unchanged.
+(The authors' ``exp_MLP.lua`` forwards 0.1*T random training images for the estimate; the
+update's own mini-batch, here, reads no extra data. With gradient accumulation it is the
+last micro-batch.)
 
 The update hook belongs to the layer, so the training loop does not know which method runs:
 one process-wide ``torch.optim`` step post-hook (registered with the first NNN layer) calls
