@@ -36,7 +36,7 @@ class ModelConfig:
     backend: Literal["auto", "reference", "explicit", "triton"] = "auto"  # CWN implementation
     hidden: list[int] = field(default_factory=lambda: [128, 64, 48, 48])  # MLP widths
     keep_first_plain: bool = False  # leave the stem conv / first linear un-normalised
-    keep_classifier_plain: bool = False  # leave the last linear un-normalised
+    keep_classifier_plain: bool = False  # leave the classifier un-normalised (vgg_a: both linears)
     aux_logits: bool = False  # torchvision googlenet's auxiliary heads
     init: Literal["default", "lecun", "xavier", "he"] = "default"  # default: the model's own (the authors')
     scale: Literal["learned", "fixed"] = "learned"  # wn/cwn g: parameter, or buffer (the authors' "NS" nets)
