@@ -6,7 +6,7 @@ from torch import nn
 
 from cwn_bench.config import ModelConfig
 from cwn_bench.models import NAMES, build, from_config
-from cwn_bench.nn import CWNConv2d, CWNLinear, NNNLinear, WNConv2d, WNLinear, WSLinear
+from cwn_bench.nn import CWNConv2d, CWNLinear, NNNLinear, WNConv2d, WNLinear, WSConv2d, WSLinear
 
 
 def conv(cin, cout, k, bias=True):
@@ -85,7 +85,8 @@ def test_googlenet_bn_layout_at_224():
     assert {m.eps for m in model.modules() if isinstance(m, nn.BatchNorm2d)} == {1e-3}
 
 
-@pytest.mark.parametrize("method, conv_type, linear_type", [("wn", WNConv2d, WNLinear), ("cwn", CWNConv2d, CWNLinear)])
+@pytest.mark.parametrize("method, conv_type, linear_type",
+                         [("wn", WNConv2d, WNLinear), ("cwn", CWNConv2d, CWNLinear), ("ws", WSConv2d, WSLinear)])
 @pytest.mark.parametrize("name", NAMES)
 def test_method_converts_every_linear_map_except_kept_ones(name, method, conv_type, linear_type):
     shape = (3, 32, 32)
