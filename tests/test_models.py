@@ -187,3 +187,12 @@ def test_wn_cwn_inits_of_the_authors_mlp_and_vgg_a():
     assert conv.bias.abs().max() == 0 and vgg.classifier.fc1.bias.abs().max() > 0  # linears: Torch7's
     he = build("vgg_a", 3, "cwn", in_shape=(3, 32, 32), init="he").features[3].v  # a chosen scheme is kept
     assert abs(he.std().item() / (2 / (64 * 9)) ** 0.5 - 1) < 0.05
+
+
+def test_fixed_scale_reaches_every_layer_of_the_authors_googlenet_bn():
+    cfg = ModelConfig(name="googlenet_bn", method="cwn", scale="fixed", scale_value=1.414, keep_classifier_plain=True)
+    model = from_config(cfg, 10, (3, 32, 32))
+    assert not [n for n, _ in model.named_parameters() if n.endswith(".g")]
+    scales = [b for n, b in model.named_buffers() if n.endswith(".g")]
+    assert len(scales) == 71 and all(torch.equal(g, torch.full_like(g, 1.414)) for g in scales)
+    assert type(model.fc) is nn.Linear
