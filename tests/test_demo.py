@@ -31,6 +31,7 @@ def test_demo_runs_the_whole_pipeline_and_resumes(tmp_path, digits_root):
     assert {r["variant"] for r in bench[1:]} == {"plain", "cwn-reference", "cwn-explicit", "wn"}
     assert (out / "report" / "index.html").is_file()
     text = report.read_text()
+    assert "## Figure 2" in text and (out / "report" / "figure2_digits_mlp.png").is_file()
     assert text.index("## The paper's claims") < text.index("## Comparisons against plain")  # claims first
 
     again = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=900)
