@@ -32,17 +32,25 @@ class ConfigError(UserError):
 @dataclass
 class ModelConfig:
     name: Literal["googlenet_bn", "googlenet", "resnet56", "vgg_a", "mlp"] = "mlp"
-    method: Literal["plain", "wn", "cwn"] = "cwn"
+    method: Literal["plain", "wn", "cwn", "nnn", "ws"] = "cwn"
     backend: Literal["auto", "reference", "explicit", "triton"] = "auto"  # CWN implementation
     hidden: list[int] = field(default_factory=lambda: [128, 64, 48, 48])  # MLP widths
     keep_first_plain: bool = False  # leave the stem conv / first linear un-normalised
-    keep_classifier_plain: bool = False  # leave the last linear un-normalised
+    keep_classifier_plain: bool = False  # leave the classifier un-normalised (vgg_a: both linears)
     aux_logits: bool = False  # torchvision googlenet's auxiliary heads
+    init: Literal["default", "lecun", "xavier", "he"] = "default"  # default: the model's own (the authors')
+    scale: Literal["learned", "fixed"] = "learned"  # wn/cwn g: parameter, or buffer (the authors' "NS" nets)
+    scale_value: float = 1.0  # g's initial (learned) or constant (fixed) value
+    batchnorm: bool = False  # mlp: BN before each hidden ReLU (Figure 4a)
+    relu_before_bn: bool = True  # googlenet_bn inceptions: conv-ReLU-BN-ReLU as the authors' Lua
+    nnn_interval: int = 200  # nnn: optimizer updates between re-whitenings (the authors' -T)
+    nnn_eps: float = 1.0  # nnn: damping added to the input covariance (the authors' -epcilo)
+    nnn_first_plain: bool = True  # nnn: leave the first linear plain, as the authors' NNN MLP
 
 
 @dataclass
 class DataConfig:
-    name: Literal["imagenet", "digits", "cifar10", "cifar100", "svhn", "synthetic"] = "digits"
+    name: Literal["imagenet", "digits", "cifar10", "cifar100", "svhn", "yaleb", "synthetic"] = "digits"
     root: str | None = None  # folder with train/ and val/ (or the dataset's published files)
     loader: Literal["dali", "torch", "synthetic"] = "torch"
     image_size: int = 224  # train crop and val centre crop, pixels
@@ -57,6 +65,8 @@ class DataConfig:
     skip_corrupt: bool = False  # skip and count unreadable images instead of failing
     scaled_decode: bool = True  # torch loader: decode a JPEG at 1/2-1/8 scale when its crop is >= 2x the output
     synthetic_samples: int = 1024  # images per epoch when loader=synthetic
+    holdout: float | None = None  # fraction of the train split held out (seeded) and evaluated as holdout_*
+    split_seed: int = 0  # seed of the holdout split and of yaleb's test split (the same for every run seed)
 
 
 @dataclass
@@ -98,6 +108,10 @@ class TrainConfig:
     sync_every: int = 50  # steps between host reads of the device (stop/NaN/checkpoint flags); run-time only
     accum_steps: int = 1  # micro-batches per optimizer step (gradient accumulation); run-time only
     cuda_graph: bool = False  # capture the whole step once as a CUDA graph and replay it (GPU); run-time only
+    probe_every: int | None = None  # Figure 2 probes: per-layer pre-activation mean/var every N steps
+    fim_layers: list[str] = field(default_factory=list)  # module paths whose relative-FIM condition is probed
+    fim_every: int | None = None  # steps between FIM probes (default: probe_every)
+    fim_samples: int = 1024  # training images in the fixed FIM probe set
 
 
 @dataclass

@@ -28,7 +28,7 @@ from cwn_bench import data as datamod
 from cwn_bench import models
 from cwn_bench.config import Config, config_hash, to_dict
 from cwn_bench.errors import UserError
-from cwn_bench.train import checkpoint, distributed, envinfo, graph_step, record, rng, runlock
+from cwn_bench.train import checkpoint, distributed, envinfo, graph_step, probes, record, rng, runlock
 from cwn_bench.train.distributed import DistEnv
 from cwn_bench.train.flags import Captured, Collected, FlagReduction
 from cwn_bench.train.loop import Engine, evaluate, train_one_epoch
@@ -103,6 +103,7 @@ class Trainer:
         self.resumed_from = self.resume(found)
         # after the resume: loading the optimizer's state would put a float learning rate back
         self.step_fn = graph_step.build(cfg, self.eng, env) if cfg.train.cuda_graph else None
+        self.probes = probes.build(cfg, model, self.data, self.global_step, env.is_main)  # Figure 2, rank 0
         self.last_save = time.monotonic()
 
     # ------------------------------------------------------------------ files
@@ -126,6 +127,7 @@ class Trainer:
             "steps_per_epoch": self.steps,
             "device": str(self.env.device), "num_params": sum(p.numel() for p in self.eng.model.parameters()),
             "train_size": data.train_size, "val_size": data.val_size, "skipped": data.skipped,
+            **data.splits, **(self.probes.info() if self.probes else {}),
             "created": previous.get("created", _now()), "attempts": previous.get("attempts", []) + [attempt],
         }
 
@@ -248,6 +250,9 @@ class Trainer:
             fields = {"kind": "step", "epoch": epoch + 1, "step": global_step, "lr": lr, "log": log,
                       "progress": (step, img_per_s, meter.data_s / max(meter.train_s, 1e-9))}
             self.records.append(Captured(fields, loss.detach() if self.step_fn is None else loss.detach().clone()))
+        if self.probes is not None:  # Figure 2 probes (train/probes.py): a sync on their steps only
+            for rec in self.probes.after_step(epoch + 1, global_step):
+                self.log.write(rec)
         every = train.checkpoint_every_steps
         checkpoint_due = bool(every and global_step % every == 0)
         if step == self.steps or not (checkpoint_due or step % train.sync_every == 0):
@@ -290,6 +295,9 @@ class Trainer:
             stop = self.agree().flags.stop  # fails here on a non-finite loss: no epoch record
             t_eval = time.perf_counter()
             val = evaluate(eng, self.data.val_batches(), env)
+            if self.data.holdout_size:  # data.holdout: the validation split taken from the training set
+                held = evaluate(eng, self.data.holdout_batches(), env)
+                val |= {k.replace("val_", "holdout_"): v for k, v in held.items()}
             train = self.meter.summary(env)
             eval_s = time.perf_counter() - t_eval
             peak = torch.cuda.max_memory_allocated(env.device) / 2**30 if env.device.type == "cuda" else None
