@@ -6,18 +6,20 @@ record's ``img_per_s_compute``) and timed by ``bench step`` on the same model, b
 and memory format; the row's ``ratio`` = train / bench step img/s (target:
 :data:`cwn_bench.bench.targets.TARGETS` ``["harness"]``). The run goes under
 ``torch.cuda.set_sync_debug_mode("warn")``: ``sync_warnings`` counts the host-device syncs
-torch reports inside the step loop but outside its sync points (should be 0; on a CPU
-torch reports none).
+torch reports inside the timed epoch's step loop but outside its sync points (should be 0;
+on a CPU torch reports none); ``sync_warnings_first_epoch`` the same in the warm-up epoch
+(cuDNN autotuning and first kernel compilations happen there).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
-import traceback
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import torch
@@ -57,20 +59,31 @@ def _config(spec: HarnessSpec, batch: int, device: torch.device) -> Any:
                   "checkpoint_minutes": 1e6, "keep_checkpoints": 1, "log_every": spec.steps}}, "gpu-check harness")
 
 
-def _in_step_loop(stack: traceback.StackSummary) -> bool:
-    names = [frame.name for frame in stack]
-    return "train_one_epoch" in names and not SYNC_POINTS & set(names[names.index("train_one_epoch"):])
+def loop_epoch(frame: FrameType | None) -> int | None:
+    """The epoch (0-based) of the step loop (``train_one_epoch``) that ``frame`` runs in, or
+    None when it runs outside the loop or inside one of its sync points."""
+    inner: set[str] = set()
+    while frame is not None:
+        name = frame.f_code.co_name
+        if name == "train_one_epoch":
+            return None if SYNC_POINTS & inner else frame.f_locals.get("epoch")
+        inner.add(name)
+        frame = frame.f_back
+    return None
 
 
-def _train(spec: HarnessSpec, batch: int, device: torch.device) -> tuple[float, int]:
-    """(compute img/s of the second epoch, syncs reported inside the step loop)."""
+def _train(spec: HarnessSpec, batch: int, device: torch.device) -> tuple[float, list[int]]:
+    """(compute img/s of the second epoch, syncs reported inside the step loop in the first
+    and in the second epoch)."""
     from cwn_bench.train import run
     from cwn_bench.train.metrics import METRICS
 
-    found = [0]
+    found = [0, 0]  # syncs reported in the step loop between sync points: first epoch (warm-up), timed epoch
 
     def show(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
-        found[0] += _in_step_loop(traceback.extract_stack())
+        epoch = loop_epoch(sys._getframe())
+        if epoch is not None:
+            found[min(epoch, 1)] += 1
 
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("always")
@@ -84,7 +97,7 @@ def _train(spec: HarnessSpec, batch: int, device: torch.device) -> tuple[float, 
                 torch.cuda.set_sync_debug_mode("default")
         epochs = [r for r in map(json.loads, (Path(tmp) / "run" / METRICS).read_text().splitlines())
                   if r["kind"] == "epoch"]
-    return epochs[-1]["img_per_s_compute"], found[0]
+    return epochs[-1]["img_per_s_compute"], found
 
 
 def run_harness(spec: HarnessSpec, out: str | Path | None = None) -> list[dict[str, Any]]:
@@ -98,10 +111,11 @@ def run_harness(spec: HarnessSpec, out: str | Path | None = None) -> list[dict[s
             step_rows = run_step(StepBenchSpec([batch], spec.image_size, spec.dtype, spec.memory_format, str(device),
                                                spec.reps, spec.warmup), out=None, show=False)
             step = next(r for r in step_rows if r.get("kind") == "measurement" and r["variant"] == "cwn")
-            train, syncs = _train(spec, batch, device)
+            train, (warmup_syncs, syncs) = _train(spec, batch, device)
             writer.write({"kind": "harness", "bench": "harness", "batch": batch, "dtype": spec.dtype,
                           "memory_format": spec.memory_format, "train_img_per_s": train,
                           "step_img_per_s": step["img_per_s"], "ratio": train / step["img_per_s"],
-                          "sync_warnings": syncs, "steps": spec.steps})
+                          "sync_warnings": syncs, "sync_warnings_first_epoch": warmup_syncs,
+                          "steps": spec.steps})
     print(format_table(writer.rows[1:], COLUMNS))
     return writer.rows
