@@ -98,7 +98,8 @@ def overhead_table(results: dict[str, list[dict]], dtypes: list[str]) -> list[di
                 f"({row['img_per_s']:.4g} img/s)", row["ratio_vs_plain"], TARGETS["train_step"])
     for row in results.get("harness", []):
         if row.get("kind") == "harness":
-            add(f"harness batch {row['batch']} {row['dtype']} {row['memory_format']} train / bench step img/s "
+            how = " CUDA graph" if row.get("cuda_graph") else ""
+            add(f"harness batch {row['batch']} {row['dtype']} {row['memory_format']}{how} train / bench step img/s "
                 f"({row['train_img_per_s']:.4g} vs {row['step_img_per_s']:.4g}; "
                 f"{row['sync_warnings']} sync warnings between sync points)", row["ratio"], TARGETS["harness"])
     return lines

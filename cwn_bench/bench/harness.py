@@ -3,7 +3,8 @@
 For each batch size, googlenet_bn (CWN) is trained on synthetic data through
 :func:`cwn_bench.train.run` (2 epochs of ``steps`` steps, the second one timed: its epoch
 record's ``img_per_s_compute``) and timed by ``bench step`` on the same model, batch, dtype
-and memory format; the row's ``ratio`` = train / bench step img/s (target:
+and memory format (on a GPU also with ``train.cuda_graph`` against ``bench step
+--cuda-graph``, at ``graph_batch_sizes``); the row's ``ratio`` = train / bench step img/s (target:
 :data:`cwn_bench.bench.targets.TARGETS` ``["harness"]``). The run goes under
 ``torch.cuda.set_sync_debug_mode("warn")``: ``sync_warnings`` counts the host-device syncs
 torch reports inside the timed epoch's step loop but outside its sync points (should be 0;
@@ -31,7 +32,7 @@ from cwn_bench.bench.table import format_table
 
 # the trainer's sync points (cwn_bench.train.run / flags): a sync inside them is by design
 SYNC_POINTS = {"collect", "now", "agree", "save", "fail", "_handle"}
-COLUMNS = ("batch", "dtype", "memory_format", "train_img_per_s", "step_img_per_s", "ratio", "sync_warnings")
+COLUMNS = ("batch", "dtype", "memory_format", "cuda_graph", "train_img_per_s", "step_img_per_s", "ratio", "sync_warnings")
 
 
 @dataclass
@@ -42,11 +43,12 @@ class HarnessSpec:
     memory_format: str = "nhwc"
     device: str | None = None
     steps: int = 100  # per epoch; 2 epochs, the second timed
+    graph_batch_sizes: list[int] = field(default_factory=lambda: [8])  # also with CUDA graphs (GPU only)
     reps: int | None = None  # bench step's pairs
     warmup: int | None = None
 
 
-def _config(spec: HarnessSpec, batch: int, device: torch.device) -> Any:
+def _config(spec: HarnessSpec, batch: int, device: torch.device, cuda_graph: bool) -> Any:
     from cwn_bench.config import from_dict
 
     return from_dict({
@@ -56,7 +58,8 @@ def _config(spec: HarnessSpec, batch: int, device: torch.device) -> Any:
         "optim": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0}, "sched": {"name": "constant"},
         "train": {"epochs": 2, "batch_size": batch, "amp": "bf16" if spec.dtype == "bf16" else "none",
                   "channels_last": spec.memory_format == "nhwc", "device": device.type, "deterministic": False,
-                  "checkpoint_minutes": 1e6, "keep_checkpoints": 1, "log_every": spec.steps}}, "gpu-check harness")
+                  "checkpoint_minutes": 1e6, "keep_checkpoints": 1, "log_every": spec.steps,
+                  "cuda_graph": cuda_graph}}, "gpu-check harness")
 
 
 def loop_epoch(frame: FrameType | None) -> int | None:
@@ -72,7 +75,7 @@ def loop_epoch(frame: FrameType | None) -> int | None:
     return None
 
 
-def _train(spec: HarnessSpec, batch: int, device: torch.device) -> tuple[float, list[int]]:
+def _train(spec: HarnessSpec, batch: int, device: torch.device, cuda_graph: bool) -> tuple[float, list[int]]:
     """(compute img/s of the second epoch, syncs reported inside the step loop in the first
     and in the second epoch)."""
     from cwn_bench.train import run
@@ -91,7 +94,7 @@ def _train(spec: HarnessSpec, batch: int, device: torch.device) -> tuple[float, 
         if device.type == "cuda":
             torch.cuda.set_sync_debug_mode("warn")
         try:
-            run(_config(spec, batch, device), Path(tmp) / "run", signals=())
+            run(_config(spec, batch, device, cuda_graph), Path(tmp) / "run", signals=())
         finally:
             if device.type == "cuda":
                 torch.cuda.set_sync_debug_mode("default")
@@ -107,13 +110,14 @@ def run_harness(spec: HarnessSpec, out: str | Path | None = None) -> list[dict[s
     device = resolve_device(spec.device)
     with JsonlWriter(out) as writer:
         writer.write(environment(device, bench="harness", steps=spec.steps))
-        for batch in spec.batch_sizes:
+        graphs = spec.graph_batch_sizes if device.type == "cuda" else []
+        for batch, cuda_graph in [(b, False) for b in spec.batch_sizes] + [(b, True) for b in graphs]:
             step_rows = run_step(StepBenchSpec([batch], spec.image_size, spec.dtype, spec.memory_format, str(device),
-                                               spec.reps, spec.warmup), out=None, show=False)
+                                               spec.reps, spec.warmup, cuda_graph), out=None, show=False)
             step = next(r for r in step_rows if r.get("kind") == "measurement" and r["variant"] == "cwn")
-            train, (warmup_syncs, syncs) = _train(spec, batch, device)
+            train, (warmup_syncs, syncs) = _train(spec, batch, device, cuda_graph)
             writer.write({"kind": "harness", "bench": "harness", "batch": batch, "dtype": spec.dtype,
-                          "memory_format": spec.memory_format, "train_img_per_s": train,
+                          "memory_format": spec.memory_format, "cuda_graph": cuda_graph, "train_img_per_s": train,
                           "step_img_per_s": step["img_per_s"], "ratio": train / step["img_per_s"],
                           "sync_warnings": syncs, "sync_warnings_first_epoch": warmup_syncs,
                           "steps": spec.steps})

@@ -65,7 +65,8 @@ class GraphedStep:
             self.graph = torch.cuda.CUDAGraph()
             self.eng.autocast_cache = False
             try:
-                with torch.cuda.graph(self.graph):
+                # thread_local: a loader's own threads (DALI) may keep using CUDA during the capture
+                with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
                     self.out = train_step(self.eng, self.static)
             finally:
                 self.eng.autocast_cache = True
