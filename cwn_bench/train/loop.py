@@ -104,8 +104,9 @@ def train_one_epoch(eng: Engine, batches: Any, epoch: int, steps: int, meter: Ep
     ``eng`` by default (a CUDA-graphed one with ``train.cuda_graph``).
 
     Step time runs from asking the loader for a batch to the end of the host's work on
-    the step (the device catches up at the sync points, so the sum over an epoch is the
-    epoch's time); ``data_s`` is the share spent waiting for the loader."""
+    the step; the device catches up at the sync points, whose wait the control adds to
+    ``meter.train_s``, so the epoch's sum is its training time; ``data_s`` is the share
+    spent waiting for the loader."""
     eng.net.train()
     step_fn = step_fn or (lambda micro: train_step(eng, micro))
     it = iter(batches)

@@ -225,9 +225,12 @@ class Trainer:
         return got
 
     def agree(self) -> Collected:
-        """Blocking sync point (checkpoints, epoch ends): flags agreed now, step records written."""
+        """Blocking sync point (checkpoints, epoch ends): flags agreed now, step records written.
+        The wait for the device to catch up counts as training time (``meter.train_s``)."""
+        start = time.perf_counter()
         got = self.flags.now(self.stop.requested, False, self.meter.bad_global(self.epoch * self.steps),
                              self.records)
+        self.meter.train_s += time.perf_counter() - start
         self.records = []
         return self._handle(got)
 
@@ -257,7 +260,10 @@ class Trainer:
         checkpoint_due = bool(every and global_step % every == 0)
         if step == self.steps or not (checkpoint_due or step % train.sync_every == 0):
             return True  # the epoch's end is a sync point of its own (epochs())
-        got = self._handle(self.flags.collect())
+        start = time.perf_counter()
+        collected = self.flags.collect()
+        meter.train_s += time.perf_counter() - start  # the device catching up is the steps' time
+        got = self._handle(collected)
         self._start_flags()
         flags = got.flags if got else None
         if checkpoint_due or (flags and (flags.stop or flags.due)):
