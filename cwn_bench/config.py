@@ -94,6 +94,8 @@ class TrainConfig:
     checkpoint_every_steps: int | None = None  # and/or every this many steps (tests, short jobs)
     keep_checkpoints: int = 2
     log_every: int = 50  # steps between plain progress lines
+    tensorboard: bool = False  # also write metrics.jsonl's scalars as TensorBoard events (RUN_DIR/tensorboard/)
+    allow_resize: bool = False  # resume on another world size from the sample count reached (not bitwise)
 
 
 @dataclass
@@ -339,12 +341,19 @@ def _digest(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+# How a run is carried out, not what it computes: a run may be resumed with other values.
+RUN_TIME_TRAIN_KEYS = ("allow_resize", "tensorboard")
+
+
 def config_hash(cfg: Config) -> str:
-    """Stable hash of the resolved config without ``seed``, ``name`` and ``sweep``: equal
-    for the seeds of one experiment, different as soon as anything else differs."""
+    """Stable hash of the resolved config without ``seed``, ``name``, ``sweep`` and the
+    run-time keys (``train.allow_resize``, ``train.tensorboard``): equal for the seeds of
+    one experiment, different as soon as anything else differs."""
     data = to_dict(cfg)
     for key in ("seed", "name", "sweep"):
         data.pop(key)
+    for key in RUN_TIME_TRAIN_KEYS:
+        data["train"].pop(key)
     return _digest(data)
 
 
