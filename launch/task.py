@@ -64,3 +64,16 @@ class TrainTask(Checkpointable):
     def checkpoint(self, *args: Any, **kwargs: Any) -> DelayedSubmission:
         """Requeue the same run: the new job resumes ``run_dir``'s newest checkpoint."""
         return DelayedSubmission(type(self)(self.config, self.run_dir, self.signal_name))
+
+
+class ReportTask:
+    """The report job of ``submit --report``: ``cwn-bench report SWEEP --out SWEEP/report``
+    once every array of the sweep has ended (afterany).  Returns the report.md path."""
+
+    def __init__(self, sweep_dir: str) -> None:
+        self.sweep_dir = sweep_dir
+
+    def __call__(self) -> str:
+        from cwn_bench.report import write_report  # pandas + matplotlib: only in this job
+
+        return str(write_report([Path(self.sweep_dir)], Path(self.sweep_dir) / "report"))
