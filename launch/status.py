@@ -149,6 +149,10 @@ def wait(jobs: list[submitit.Job], poll_s: float = 5.0) -> None:
     while True:
         jobs[0].done(force_check=True)  # one sacct call refreshes every job of the sweep
         states = [job.state.upper() for job in jobs]
+        unknown = [j.job_id for j, s in zip(jobs, states) if s == "UNKNOWN" and isinstance(j, submitit.SlurmJob)]
+        if unknown:  # sacct knows nothing (no accounting): squeue's view
+            queue = slurm_state.query(unknown)
+            states = [queue[j.job_id].state if j.job_id in queue else s for j, s in zip(jobs, states)]
         # A result written is not the end: SLURM may still be RUNNING / COMPLETING the job.
         done = [job.done() and state not in ACTIVE for job, state in zip(jobs, states)]
         counts: dict[str, int] = {}

@@ -1,0 +1,106 @@
+"""Batch scripts of `submit --dry-run` for containers (pyxis, apptainer), sweeps split
+over MaxArraySize and the report job; no cluster needed (sbatch is pretended)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from cwn_bench import cli
+from cwn_bench.train import envinfo
+
+from launch import slurm_state
+
+
+def _config(tmp, digits, seeds: int) -> str:
+    path = tmp / "tiny.yaml"
+    path.write_text(yaml.safe_dump({
+        "model": {"name": "mlp", "hidden": [32]},
+        "data": {"name": "digits", "root": str(digits), "image_size": 32, "resize_size": 32, "grayscale": True},
+        "train": {"epochs": 1, "batch_size": 32, "device": "cpu"},
+        "sweep": {"seed": list(range(seeds))},
+    }))
+    return str(path)
+
+
+@pytest.fixture
+def dry_slurm(monkeypatch, tmp_path, capsys):
+    """`cwn-bench submit --dry-run --cluster slurm ARGS`'s output lines, as if sbatch were
+    here and MaxArraySize were 2."""
+    monkeypatch.setattr("launch.profile.shutil.which", lambda name: "/usr/bin/" + name)
+    monkeypatch.setattr(slurm_state, "max_array_size", lambda: 2)
+
+    def submit(*args: str, seeds: int = 1) -> list[str]:
+        argv = ["submit", _config(tmp_path, tmp_path / "digits", seeds), "--dry-run", "--cluster", "slurm",
+                "--runs-root", str(tmp_path / "runs"), *args]
+        assert cli.main(argv) == 0
+        return capsys.readouterr().out.splitlines()
+
+    return submit
+
+
+def _srun(lines: list[str]) -> str:
+    (line,) = [x for x in lines if x.startswith("srun ")]
+    return line
+
+
+def test_pyxis_puts_the_image_and_mounts_on_srun(dry_slurm, tmp_path):
+    # srun on the local cluster has no pyxis plugin: only the generated lines are checked.
+    lines = dry_slurm("--container", "nvcr.io#nvidia/pytorch:24.05-py3", "--container-runtime", "pyxis",
+                      "--gpus-per-node", "2")
+    sweep = next(x for x in lines if x.startswith("sweep: "))[7:]
+    srun = _srun(lines)
+    assert "--container-image=nvcr.io#nvidia/pytorch:24.05-py3" in srun
+    assert f"--container-mounts={tmp_path / 'runs'}:{tmp_path / 'runs'},{tmp_path / 'digits'}:{tmp_path / 'digits'}" \
+        in srun
+    assert f"--container-workdir={sweep}/code/1" in srun
+    assert srun.endswith(f"python3 -u -m submitit.core._submit {sweep}/jobs")  # the image's python
+    assert "export CWN_CONTAINER_IMAGE='nvcr.io#nvidia/pytorch:24.05-py3'" in lines
+    assert "export CWN_CONTAINER_RUNTIME=pyxis" in lines
+
+
+def test_apptainer_wraps_the_task_command(dry_slurm, tmp_path):
+    image = str(tmp_path / "cwn.sif")
+    srun = _srun(dry_slurm("--container", image, "--gpus-per-node", "1"))  # apptainer: the default runtime
+    sweep = tmp_path / "runs"
+    assert f"apptainer exec --nv --bind {sweep},{tmp_path / 'digits'} --pwd " in srun
+    assert f" {image} python3 -u -m submitit.core._submit " in srun and "--container-image" not in srun
+    srun = _srun(dry_slurm("--container", image, "--python", "/opt/venv/bin/python"))  # no GPU: no --nv
+    assert "apptainer exec --bind" in srun and f"{image} /opt/venv/bin/python -u -m submitit" in srun
+
+
+def test_a_sweep_larger_than_max_array_size_is_cut_into_arrays_and_the_report_job_waits(dry_slurm):
+    lines = dry_slurm("--report", "--gpus-per-node", "4", "--cpus-per-task", "8", seeds=5)
+    assert [x for x in lines if x.startswith("# array")] == ["# array 1/3 (2 task(s))", "# array 2/3 (2 task(s))",
+                                                             "# array 3/3 (1 task(s))"]
+    assert [x for x in lines if x.startswith("#SBATCH --array=")] == ["#SBATCH --array=0-1%2"] * 2 + [
+        "#SBATCH --array=0-0%1"]
+    report = lines[lines.index("# report job"):]
+    assert "#SBATCH --dependency='afterany:<every array above>'" in report
+    for flag in ("--cpus-per-task=1", "--ntasks-per-node=1", "--nodes=1", "--time=15"):
+        assert f"#SBATCH {flag}" in report, flag
+    assert not any("--gpus-per-node" in x for x in report) and not any("--array" in x for x in report)
+
+
+def test_containers_and_report_need_slurm(tmp_path, capsys):
+    cfg = _config(tmp_path, tmp_path / "digits", 1)
+    assert cli.main(["submit", cfg, "--cluster", "local", "--container", "x.sif", "--dry-run"]) == 2
+    assert "container x.sif: needs --cluster slurm, got --cluster local" in capsys.readouterr().err
+    assert cli.main(["submit", cfg, "--cluster", "local", "--report", "--dry-run"]) == 2
+    assert "--report (a job that waits for the arrays): needs --cluster slurm" in capsys.readouterr().err
+
+
+def test_run_json_env_names_the_image_and_a_pinned_digest(monkeypatch):
+    assert envinfo.container() is None
+    monkeypatch.setenv(envinfo.IMAGE_VAR, "docker://ghcr.io/x/cwn@sha256:" + "ab" * 32)
+    monkeypatch.setenv(envinfo.RUNTIME_VAR, "apptainer")
+    monkeypatch.setenv("APPTAINER_CONTAINER", "/cache/cwn.sif")
+    assert envinfo.container() == {"runtime": "apptainer", "image": "docker://ghcr.io/x/cwn@sha256:" + "ab" * 32,
+                                   "digest": "sha256:" + "ab" * 32, "runtime_image": "/cache/cwn.sif"}
+
+
+def test_max_array_size_reads_scontrol(monkeypatch):
+    monkeypatch.setattr(slurm_state, "_lines", lambda cmd: ["MaxArraySize            = 7", "MaxJobCount = 10000"])
+    assert slurm_state.max_array_size() == 7
+    monkeypatch.setattr(slurm_state, "_lines", lambda cmd: None)  # no scontrol: SLURM's default
+    assert slurm_state.max_array_size() == 1001
