@@ -3,6 +3,9 @@ over MaxArraySize and the report job; no cluster needed (sbatch is pretended).""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -104,3 +107,40 @@ def test_max_array_size_reads_scontrol(monkeypatch):
     assert slurm_state.max_array_size() == 7
     monkeypatch.setattr(slurm_state, "_lines", lambda cmd: None)  # no scontrol: SLURM's default
     assert slurm_state.max_array_size() == 1001
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_apptainer_job_on_the_local_cluster_runs_wrapped_and_records_the_image(
+        slurm_cluster, digits_root, tmp_path, monkeypatch):
+    """A real apptainer cannot be installed here; tests/data/apptainer stands in for it
+    on PATH (it records its arguments and runs the command on the host)."""
+    import json
+    import shutil
+    import sys
+
+    from cwn_bench.config import load_config
+
+    from launch.profile import load_profile
+    from launch.submit import submit_sweep
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    shutil.copy(Path(__file__).parent / "data" / "apptainer", bin_dir / "apptainer")
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")  # sbatch exports it to the job
+    monkeypatch.setenv("APPTAINER_LOG", str(tmp_path / "apptainer.log"))
+    image = tmp_path / "cwn.sif"
+    image.write_bytes(b"stand-in image")
+    cfg = load_config(_config(tmp_path, digits_root, 1), ["train.steps_per_epoch=2", "data.workers=0",
+                                                           "data.image_size=8", "data.resize_size=8"])
+    profile = load_profile(None, {"cluster": "slurm", "partition": "debug", "runs_root": str(tmp_path / "runs"),
+                                  "time_min": 10, "container": str(image), "python": sys.executable})
+    sub = submit_sweep(cfg, profile, allow_dirty=True)
+    assert sub.jobs[0].result()["status"] == "completed"
+    code = sub.sweep_dir / "code" / "1"
+    (call,) = (tmp_path / "apptainer.log").read_text().splitlines()
+    assert call == (f"exec --bind {tmp_path / 'runs'},{digits_root} --pwd {code} {image} {sys.executable} "
+                    f"-u -m submitit.core._submit {sub.sweep_dir / 'jobs'}")
+    env = json.loads((sub.sweep_dir / "seed=0" / "run.json").read_text())["env"]
+    assert env["container"] == {"runtime": "apptainer", "image": str(image), "digest": None,
+                                "runtime_image": str(image)}
