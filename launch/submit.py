@@ -187,7 +187,7 @@ def submit_sweep(cfg: Config, profile: Profile, *, dry_run: bool = False, allow_
             with executor.batch():  # one sbatch call (at the end of the block): an array of len(group) tasks
                 batch = [executor.submit(task) for _, task in group]
             sub.jobs += batch
-            sub.submitted.update({name: job.job_id for (name, _), job in zip(todo[len(sub.submitted):], batch)})
+            sub.submitted.update({name: job.job_id for (name, _), job in zip(group, batch)})
         if report:
             reporter = make_executor(cluster, report_profile(profile), root / JOBS, code, f"{cfg.name}-report", binds)
             reporter.update_parameters(dependency="afterany:" + ":".join(sweepmod.arrays(sub.submitted)))
