@@ -53,16 +53,12 @@ def slurm_cluster():
 
 
 @pytest.fixture(scope="module")
-def small_slurm_cluster(tmp_path_factory):
-    """A second, one-node cluster beside the shared one (its own base, ports 7917-7919 and
-    SLURM_CONF; the running munged reused), started ``--no-accounting --max-array-size 3``:
-    sacct fails there as on clusters without accounting, and an array holds at most 3
-    tasks.  Exported as SLURM_CONF while the module's tests run; stopped afterwards."""
-    if os.geteuid() != 0:
-        _unavailable("not root (start.sh runs the SLURM daemons)")
-    installed = _run("install.sh")
-    if installed.returncode != 0:
-        _unavailable(f"slurm/local/install.sh failed: {installed.stderr.strip()[-500:]}")
+def small_slurm_cluster(slurm_cluster, tmp_path_factory):
+    """A second, one-node cluster beside the shared one (its own base, ports 7917-7918 and
+    SLURM_CONF; the shared cluster's munged reused, so that one is started first), started
+    ``--no-accounting --max-array-size 3``: sacct fails there as on clusters without
+    accounting, and an array holds at most 3 tasks.  Exported as SLURM_CONF while the
+    module's tests run; stopped afterwards."""
     base = tmp_path_factory.mktemp("small-cluster")
     started = _run("start.sh", "--base", str(base), "--port", "7917", "--no-accounting", "--max-array-size", "3",
                    timeout=180)
