@@ -231,7 +231,7 @@ class Trainer:
             self.fail(f"non-finite training loss ({loss.item()}) at epoch {epoch + 1} step {meter.steps} "
                       f"(global step {self.global_step}); the last good checkpoint is kept")
         if self.progress.wants(meter.steps):  # rank 0's view of the epoch so far, no extra sync
-            img_per_s = self.cfg.train.batch_size * self.env.world_size * meter.steps / max(meter.train_s, 1e-9)
+            img_per_s = self.global_batch * meter.steps / max(meter.train_s, 1e-9)
             self.progress.step(meter.steps, loss.item(), lr, img_per_s, meter.data_s / max(meter.train_s, 1e-9))
         if self.env.is_main and meter.steps % max(self.cfg.train.log_every, 1) == 0:
             rec = {"kind": "step", "epoch": epoch + 1, "step": self.global_step, "lr": lr, "loss": loss.item()}

@@ -1,10 +1,11 @@
 """TensorBoard event files mirroring metrics.jsonl (``train.tensorboard: true``).
 
-Rank 0 writes every numeric field of each step and epoch record as a scalar tagged
-``step/<field>`` or ``epoch/<field>`` (metrics.jsonl's field names; a nested mapping of
-numbers, e.g. a probe series, becomes ``step/<field>/<key>``) at the record's global
-step, into ``RUN_DIR/tensorboard/``.  metrics.jsonl stays the source of truth; the
-events are a view for watching a run while it trains.
+Rank 0 writes every numeric field of each metrics.jsonl record as a scalar tagged
+``<kind>/<field>`` (``step/loss``, ``epoch/val_top1_err``: metrics.jsonl's names; a nested
+mapping of numbers, e.g. a probe series, becomes ``step/<field>/<key>``) at the record's
+global step, into ``RUN_DIR/tensorboard/``.  Trainer calls :meth:`EventLog.write` beside
+each ``MetricsLog.write`` (a writer of a new record kind does the same).  metrics.jsonl
+stays the source of truth; the events are a view for watching a run while it trains.
 
 Resume: a new attempt opens a new event file in the same folder with
 ``purge_step = checkpoint's global step + 1``; TensorBoard's reader then drops what an
@@ -59,8 +60,9 @@ class EventLog:
         self.writer = SummaryWriter(str(run_dir / TENSORBOARD), purge_step=resume_step + 1)
 
     def write(self, record: dict[str, Any]) -> None:
-        """Add one metrics.jsonl record (``kind`` step or epoch, with its ``step``)."""
-        if self.writer is None:
+        """Add one metrics.jsonl record (its ``kind`` and global ``step``; one without a
+        step has no place on TensorBoard's axis and is left out)."""
+        if self.writer is None or not isinstance(record.get("step"), int):
             return
         for tag, value in scalars(record).items():
             self.writer.add_scalar(tag, value, global_step=record["step"])
