@@ -144,3 +144,13 @@ def test_apptainer_job_on_the_local_cluster_runs_wrapped_and_records_the_image(
     env = json.loads((sub.sweep_dir / "seed=0" / "run.json").read_text())["env"]
     assert env["container"] == {"runtime": "apptainer", "image": str(image), "digest": None,
                                 "runtime_image": str(image)}
+
+
+def test_an_apptainer_image_s_digest_label_is_recorded(monkeypatch, tmp_path):
+    labels = tmp_path / "labels.json"  # inside a real apptainer container: /.singularity.d/labels.json
+    labels.write_text('{"org.label-schema.build-date": "x", "org.opencontainers.image.base.digest": "sha256:cd"}')
+    monkeypatch.setattr(envinfo, "APPTAINER_LABELS", labels)
+    monkeypatch.setenv(envinfo.IMAGE_VAR, "/images/cwn.sif")
+    assert envinfo.container()["digest"] == "sha256:cd"
+    labels.write_text("[1, 2]")  # not a mapping: no digest, no error
+    assert envinfo.container()["digest"] is None
