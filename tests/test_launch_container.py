@@ -154,3 +154,29 @@ def test_an_apptainer_image_s_digest_label_is_recorded(monkeypatch, tmp_path):
     assert envinfo.container()["digest"] == "sha256:cd"
     labels.write_text("[1, 2]")  # not a mapping: no digest, no error
     assert envinfo.container()["digest"] is None
+
+
+def test_a_preempted_task_without_scontrol_is_not_requeued_and_says_how_to_resume(monkeypatch, tmp_path, capsys):
+    """Inside an image without SLURM's client submitit's requeue (scontrol) cannot run."""
+    import signal
+
+    from cwn_bench.config import Config, to_dict
+
+    from launch import task
+
+    for key, value in {"SUBMITIT_EXECUTOR": "slurm", "SLURM_JOB_ID": "7", "SLURM_NTASKS": "1", "SLURM_PROCID": "0",
+                       "SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_JOB_NUM_NODES": "1",
+                       "SLURM_JOB_NODELIST": "n1"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(task, "run", lambda cfg, run_dir, signals: "preempted")
+    requeued = []
+    previous = signal.signal(signal.SIGUSR2, lambda *args: requeued.append(args))  # stands for submitit's handler
+    try:
+        monkeypatch.setattr(task.shutil, "which", lambda name: None)
+        assert task.TrainTask(to_dict(Config()), str(tmp_path))()["status"] == "preempted"
+        assert not requeued and "not requeued; submit the sweep again to resume" in capsys.readouterr().err
+        monkeypatch.setattr(task.shutil, "which", lambda name: "/usr/bin/" + name)
+        task.TrainTask(to_dict(Config()), str(tmp_path))()
+        assert len(requeued) == 1  # with scontrol: submitit's handler requeues
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
