@@ -42,7 +42,7 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    name: Literal["imagenet", "digits", "cifar10", "cifar100", "svhn", "synthetic"] = "digits"
+    name: Literal["imagenet", "digits", "cifar10", "cifar100", "svhn", "yaleb", "synthetic"] = "digits"
     root: str | None = None  # folder with train/ and val/ (or the dataset's published files)
     loader: Literal["dali", "torch", "synthetic"] = "torch"
     image_size: int = 224  # train crop and val centre crop, pixels
@@ -56,6 +56,8 @@ class DataConfig:
     workers: int = 2  # loader worker processes / DALI threads per rank
     skip_corrupt: bool = False  # skip and count unreadable images instead of failing
     synthetic_samples: int = 1024  # images per epoch when loader=synthetic
+    holdout: float | None = None  # fraction of the train split held out (seeded) and evaluated as holdout_*
+    split_seed: int = 0  # seed of the holdout split and of yaleb's test split (the same for every run seed)
 
 
 @dataclass
@@ -94,6 +96,10 @@ class TrainConfig:
     checkpoint_every_steps: int | None = None  # and/or every this many steps (tests, short jobs)
     keep_checkpoints: int = 2
     log_every: int = 50  # steps between plain progress lines
+    probe_every: int | None = None  # Figure 2 probes: per-layer pre-activation mean/var every N steps
+    fim_layers: list[str] = field(default_factory=list)  # module paths whose relative-FIM condition is probed
+    fim_every: int | None = None  # steps between FIM probes (default: probe_every)
+    fim_samples: int = 1024  # training images in the fixed FIM probe set
     tensorboard: bool = False  # also write metrics.jsonl's scalars as TensorBoard events (RUN_DIR/tensorboard/)
     allow_resize: bool = False  # resume on another world size from the sample count reached (not bitwise)
 

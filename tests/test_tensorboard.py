@@ -20,6 +20,8 @@ def test_scalars_are_tagged_after_the_record_s_fields():
            "probe": {"fim": 1.5, "cond": None}, "peak_gpu_mem_gib": None, "bad": float("nan")}
     assert scalars(rec) == {"step/lr": 0.1, "step/loss": 2.5, "step/probe/fim": 1.5}
     assert scalars({"kind": "epoch", "epoch": 1, "step": 45, "val_top1_err": 12}) == {"epoch/val_top1_err": 12.0}
+    probe = {"kind": "probe", "epoch": 1, "step": 10, "layer": "fc1", "preact_mean": 0.5, "preact_var": 2.0}
+    assert scalars(probe) == {"probe/fc1/preact_mean": 0.5, "probe/fc1/preact_var": 2.0}  # one series per layer
 
 
 def _series(folder, tag: str, purge: bool = True) -> list[tuple[int, float]]:

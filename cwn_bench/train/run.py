@@ -26,7 +26,7 @@ from cwn_bench import data as datamod
 from cwn_bench import models
 from cwn_bench.config import Config, config_hash, to_dict
 from cwn_bench.errors import UserError
-from cwn_bench.train import checkpoint, distributed, envinfo, record, rng, runlock
+from cwn_bench.train import checkpoint, distributed, envinfo, probes, record, rng, runlock
 from cwn_bench.train.distributed import DistEnv
 from cwn_bench.train.loop import Engine, evaluate, train_one_epoch
 from cwn_bench.train.metrics import METRICS, EpochMeter, MetricsLog
@@ -94,6 +94,7 @@ class Trainer:
         self.step_offset = 0  # global steps before a resize that this world size's epochs do not count
         self.resized_from: int | None = None  # the checkpoint's world size, when resumed on another
         self.resumed_from = self.resume(found)
+        self.probes = probes.build(cfg, model, self.data, self.global_step, env.is_main)  # Figure 2, rank 0
         self.events = EventLog(run_dir, cfg.train.tensorboard and env.is_main, self.global_step)
         self.last_save = time.monotonic()
 
@@ -123,6 +124,7 @@ class Trainer:
             "global_batch": self.global_batch, "steps_per_epoch": self.steps,
             "device": str(self.env.device), "num_params": sum(p.numel() for p in self.eng.model.parameters()),
             "train_size": data.train_size, "val_size": data.val_size, "skipped": data.skipped,
+            **data.splits, **(self.probes.info() if self.probes else {}),
             "created": previous.get("created", _now()), "attempts": previous.get("attempts", []) + [attempt],
         }
 
@@ -237,6 +239,10 @@ class Trainer:
             rec = {"kind": "step", "epoch": epoch + 1, "step": self.global_step, "lr": lr, "loss": loss.item()}
             self.log.write(rec)
             self.events.write(rec)
+        if self.probes is not None:  # Figure 2 probes (train/probes.py): a sync on their steps only
+            for rec in self.probes.after_step(epoch + 1, self.global_step):
+                self.log.write(rec)
+                self.events.write(rec)
         if stop or due:
             self.save()
         return not stop
@@ -271,6 +277,9 @@ class Trainer:
                 return PREEMPTED
             t_eval = time.perf_counter()
             val = evaluate(eng, self.data.val_batches(), env)
+            if self.data.holdout_size:  # data.holdout: the validation split taken from the training set
+                held = evaluate(eng, self.data.holdout_batches(), env)
+                val |= {k.replace("val_", "holdout_"): v for k, v in held.items()}
             train = self.meter.summary(env)
             eval_s = time.perf_counter() - t_eval
             peak = torch.cuda.max_memory_allocated(env.device) / 2**30 if env.device.type == "cuda" else None

@@ -1,8 +1,9 @@
 """TensorBoard event files mirroring metrics.jsonl (``train.tensorboard: true``).
 
 Rank 0 writes every numeric field of each metrics.jsonl record as a scalar tagged
-``<kind>/<field>`` (``step/loss``, ``epoch/val_top1_err``: metrics.jsonl's names; a nested
-mapping of numbers, e.g. a probe series, becomes ``step/<field>/<key>``) at the record's
+``<kind>/<field>`` (``step/loss``, ``epoch/val_top1_err``: metrics.jsonl's names; a record
+of one layer, such as the Figure 2 probes', ``<kind>/<layer>/<field>``: ``probe/fc1/preact_var``,
+``fim/fc4/cond``; a nested mapping of numbers ``<kind>/<field>/<key>``) at the record's
 global step, into ``RUN_DIR/tensorboard/``.  Trainer calls :meth:`EventLog.write` beside
 each ``MetricsLog.write`` (a writer of a new record kind does the same).  metrics.jsonl
 stays the source of truth; the events are a view for watching a run while it trains.
@@ -23,12 +24,12 @@ from typing import Any
 from cwn_bench.errors import UserError
 
 TENSORBOARD = "tensorboard"  # folder under the run directory
-SKIP = {"kind", "epoch", "step"}  # record keys that are not series
+SKIP = {"kind", "epoch", "step", "layer"}  # record keys that are not series
 
 
 def scalars(record: dict[str, Any]) -> dict[str, float]:
-    """``{tag: value}`` of one metrics.jsonl record: ``step/loss``, ``epoch/val_top1_err``...
-    (booleans, strings, None and non-finite values are left out)."""
+    """``{tag: value}`` of one metrics.jsonl record: ``step/loss``, ``epoch/val_top1_err``,
+    ``probe/fc1/preact_mean``... (booleans, strings, None and non-finite values are left out)."""
     out: dict[str, float] = {}
 
     def add(prefix: str, value: Any) -> None:
@@ -38,9 +39,11 @@ def scalars(record: dict[str, Any]) -> dict[str, float]:
         elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             out[prefix] = float(value)
 
+    layer = record.get("layer")
+    prefix = f"{record['kind']}/{layer}" if isinstance(layer, str) else record["kind"]
     for key, value in record.items():
         if key not in SKIP:
-            add(f"{record['kind']}/{key}", value)
+            add(f"{prefix}/{key}", value)
     return out
 
 
