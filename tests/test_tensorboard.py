@@ -33,7 +33,7 @@ def _series(folder, tag: str, purge: bool = True) -> list[tuple[int, float]]:
 @pytest.mark.slow
 def test_events_mirror_metrics_and_a_killed_attempt_leaves_no_duplicate_steps(tmp_path, digits_root):
     config = write_config(tmp_path, digits_root, train={"tensorboard": True, "log_every": 1,
-                                                        "checkpoint_every_steps": 10})
+                                                        "checkpoint_every_steps": 10, "probe_every": 5})
     run_dir = tmp_path / "run"
     proc = start_slow(config, run_dir)  # 50 ms per batch: killed mid-way through epoch 2
     wait_for_line(proc, "epoch 2/2 step 14/45")
@@ -52,4 +52,7 @@ def test_events_mirror_metrics_and_a_killed_attempt_leaves_no_duplicate_steps(tm
         got = _series(run_dir / "tensorboard", f"epoch/{field}")
         assert got == [(r["step"], pytest.approx(r[field], rel=1e-6)) for r in epochs], field
     assert [s for s, _ in _series(run_dir / "tensorboard", "epoch/val_top1_err")] == [45, 90]
+    probes = [r for r in records(run_dir, "probe") if r["layer"] == records(run_dir, "probe")[0]["layer"]]
+    got = _series(run_dir / "tensorboard", f"probe/{probes[0]['layer']}/preact_var")
+    assert got == [(r["step"], pytest.approx(r["preact_var"], rel=1e-6)) for r in probes] and len(got) == 18
     assert len(list((run_dir / "tensorboard").glob("events.out.tfevents.*"))) == 2  # one file per attempt
