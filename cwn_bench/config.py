@@ -32,12 +32,20 @@ class ConfigError(UserError):
 @dataclass
 class ModelConfig:
     name: Literal["googlenet_bn", "googlenet", "resnet56", "vgg_a", "mlp"] = "mlp"
-    method: Literal["plain", "wn", "cwn"] = "cwn"
+    method: Literal["plain", "wn", "cwn", "nnn", "ws"] = "cwn"
     backend: Literal["auto", "reference", "explicit", "triton"] = "auto"  # CWN implementation
     hidden: list[int] = field(default_factory=lambda: [128, 64, 48, 48])  # MLP widths
     keep_first_plain: bool = False  # leave the stem conv / first linear un-normalised
-    keep_classifier_plain: bool = False  # leave the last linear un-normalised
+    keep_classifier_plain: bool = False  # leave the classifier un-normalised (vgg_a: both linears)
     aux_logits: bool = False  # torchvision googlenet's auxiliary heads
+    init: Literal["default", "lecun", "xavier", "he"] = "default"  # default: the model's own (the authors')
+    scale: Literal["learned", "fixed"] = "learned"  # wn/cwn g: parameter, or buffer (the authors' "NS" nets)
+    scale_value: float = 1.0  # g's initial (learned) or constant (fixed) value
+    batchnorm: bool = False  # mlp: BN before each hidden ReLU (Figure 4a)
+    relu_before_bn: bool = True  # googlenet_bn inceptions: conv-ReLU-BN-ReLU as the authors' Lua
+    nnn_interval: int = 200  # nnn: optimizer updates between re-whitenings (the authors' -T)
+    nnn_eps: float = 1.0  # nnn: damping added to the input covariance (the authors' -epcilo)
+    nnn_first_plain: bool = True  # nnn: leave the first linear plain, as the authors' NNN MLP
 
 
 @dataclass

@@ -342,3 +342,19 @@ def test_device_name_reads_old_and_new_env_records():
     assert device_name({"card": "H200", "gpu": {"names": ["H100", "H200"]}}) == "H200"  # bench on cuda:1
     assert device_name({"gpu": {"names": ["H100"]}, "cpu": "Xeon"}) == "H100"  # run.json
     assert device_name({"gpu": "H100", "cpu": "Xeon"}) == device_name({"gpu": None, "cpu": "H100"}) == "H100"  # old bench
+
+
+def test_paper_tables_1_and_2_matched_by_method_and_init(tmp_path):
+    runs = tmp_path / "runs"
+    for method in ("nnn", "cwn"):
+        for init in ("default", "xavier", "he"):
+            write_run(runs, f"{method}-{init}", [20.0], method=method, model="mlp", dataset="svhn",
+                      settings={"model.init": init})
+    write_run(runs, "cwn-bn", [20.0], model="mlp", dataset="svhn", settings={"model.batchnorm": True})
+    md, out = report(tmp_path, runs)
+    acc = pd.read_csv(out / "accuracy.csv", keep_default_na=False).set_index(["method", "init", "batchnorm"])
+    paper = acc.paper_top1_err.replace("", float("nan")).astype(float)
+    assert paper[("nnn", "default", False)] == 17.99 and paper[("cwn", "default", False)] == 16.16  # Table 1
+    assert paper[("nnn", "xavier", False)] == 17.83 and paper[("cwn", "he", False)] == 16.71  # Table 2
+    assert acc.paper_source[("cwn", "xavier", False)] == "Table 2, Xavier-Init"
+    assert pd.isna(paper[("cwn", "default", True)])  # Figure 4a (MLP + BN) prints no number

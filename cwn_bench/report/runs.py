@@ -21,6 +21,7 @@ from cwn_bench import config as cfgmod
 from cwn_bench.errors import UserError
 from cwn_bench.report.grouping import compared, group_ids
 from cwn_bench.report.jsonl import Problem, read_json, read_jsonl
+from cwn_bench.report.paper import MATCH_KEYS
 
 SET_KEYS = ("dataset", "model")  # runs compared with each other in one table / figure
 GROUP_KEYS = ["dataset", "model", "method", "variant", "group"]
@@ -124,6 +125,7 @@ def read_run(run_dir: Path, problems: list[Problem]) -> tuple[dict[str, Any], li
         "dataset": str(flat.get("data.name", "unknown")),
         "model": str(flat.get("model.name", "unknown")),
         "method": str(flat.get("model.method", "unknown")),
+        **{col: flat.get(key, default) for col, (key, default) in MATCH_KEYS.items()},  # which paper number
         "last_epoch": last,
         "updated": str(run.get("updated") or ""),  # when run.json was last written (UTC)
         "planned_epochs": planned if isinstance(planned, int) else pd.NA,
