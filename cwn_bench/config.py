@@ -112,6 +112,8 @@ class TrainConfig:
     fim_layers: list[str] = field(default_factory=list)  # module paths whose relative-FIM condition is probed
     fim_every: int | None = None  # steps between FIM probes (default: probe_every)
     fim_samples: int = 1024  # training images in the fixed FIM probe set
+    tensorboard: bool = False  # also write metrics.jsonl's scalars as TensorBoard events (RUN_DIR/tensorboard/)
+    allow_resize: bool = False  # resume on another world size from the sample count reached (not bitwise)
 
 
 @dataclass
@@ -358,21 +360,21 @@ def _digest(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-# run-time settings: how a run is executed, not what it computes (the recorded global batch
-# identifies the recipe), so a run may be resumed with other values
-RUNTIME_KEYS = ("train.sync_every", "train.accum_steps", "train.cuda_graph")
+# How a run is carried out, not what it computes (the recorded global batch identifies the
+# recipe): a run may be resumed with other values.
+RUN_TIME_TRAIN_KEYS = ("allow_resize", "tensorboard", "sync_every", "accum_steps", "cuda_graph")
 
 
 def config_hash(cfg: Config) -> str:
     """Stable hash of the resolved config without ``seed``, ``name``, ``sweep`` and the
-    :data:`RUNTIME_KEYS`: equal for the seeds of one experiment, different as soon as
+    run-time keys (:data:`RUN_TIME_TRAIN_KEYS`, e.g. ``train.allow_resize``,
+    ``train.accum_steps``): equal for the seeds of one experiment, different as soon as
     anything else differs."""
     data = to_dict(cfg)
     for key in ("seed", "name", "sweep"):
         data.pop(key)
-    for dotted in RUNTIME_KEYS:
-        section, key = dotted.split(".")
-        data[section].pop(key)
+    for key in RUN_TIME_TRAIN_KEYS:
+        data["train"].pop(key)
     return _digest(data)
 
 

@@ -4,7 +4,8 @@
 point (named by :func:`cwn_bench.config.run_name`), ``sweep.json``, the code snapshots
 (``code/<n>/``) and submitit's job files and logs (``jobs/``).  ``sweep.json`` =
 ``{"name", "sweep_hash", "config", "runs": [{"name", "point"}], "submissions": [{"time",
-"cluster", "code", "commit", "dirty", "jobs": {run name: job id}}]}``.
+"cluster", "code", "commit", "dirty", "jobs": {run name: job id}, "arrays": [array job
+ids], "report_job": id or absent}], "report_job": the newest report job, or absent}``.
 """
 
 from __future__ import annotations
@@ -70,3 +71,21 @@ def latest_jobs(data: dict[str, Any]) -> dict[str, tuple[str, str]]:
 
 def now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+# ---- the arrays of a submission and its report job (``submit --report``)
+
+def arrays(jobs: dict[str, str]) -> list[str]:
+    """The SLURM job ids of the arrays (or single jobs) holding ``jobs`` (run name -> job
+    id, ``<array>_<index>``), in submission order."""
+    return list(dict.fromkeys(job_id.split("_")[0] for job_id in jobs.values()))
+
+
+def set_report_job(data: dict[str, Any], submission: dict[str, Any], job_id: str) -> None:
+    """Record the report job of ``submission`` (the newest) in it and at the top."""
+    submission["report_job"] = data["report_job"] = job_id
+
+
+def report_job(data: dict[str, Any]) -> str | None:
+    """The newest report job's id, if a submission asked for one."""
+    return data.get("report_job")

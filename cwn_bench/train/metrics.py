@@ -38,8 +38,9 @@ class EpochMeter:
         self.sums = torch.zeros(3, dtype=torch.float64, device=device)
         self.count = torch.zeros((), dtype=torch.int64, device=device)
         self.bad = torch.zeros((), dtype=torch.int64, device=device)
+        self._steps = 0
         self.accum = accum
-        self.steps = 0
+        self.steps = 0  # on the host; ``count`` follows it on the device (:attr:`steps`' setter)
         self.train_s = 0.0  # wall time of the training steps, data wait included (rank 0)
         self.data_s = 0.0  # time spent waiting for the loader
 
@@ -48,11 +49,20 @@ class EpochMeter:
         hits (device scalars), ``n`` images. Device ops only: no host tensor, no sync."""
         self.sums[:2] += torch.stack((loss.detach().double(), correct.double()))
         self.sums[2] += n
-        self.count += 1
-        self.bad.copy_(torch.where(~torch.isfinite(loss) & (self.bad == 0), self.count, self.bad))
         self.steps += 1
+        self.bad.copy_(torch.where(~torch.isfinite(loss) & (self.bad == 0), self.count, self.bad))
         self.train_s += step_s
         self.data_s += data_s
+
+    @property
+    def steps(self) -> int:
+        """Steps done in this epoch."""
+        return self._steps
+
+    @steps.setter
+    def steps(self, value: int) -> None:  # also set on resume (and a resize's conversion)
+        self._steps = value
+        self.count.fill_(value)  # a fill kernel with the value as argument: no host tensor, no sync
 
     def bad_global(self, first_step: int) -> torch.Tensor:
         """``bad`` as a global step (``first_step`` = global steps before this epoch), 0 if none."""
@@ -67,7 +77,6 @@ class EpochMeter:
         if env.is_main:
             self.sums.copy_(state["sums"])
         self.steps = state["steps"]
-        self.count.fill_(self.steps)
         self.train_s, self.data_s = state["train_s"], state["data_s"]
 
     def summary(self, env: DistEnv) -> dict[str, float]:
