@@ -22,8 +22,9 @@ def test_allow_resize_and_tensorboard_are_left_out_of_the_config_hash(tmp_path, 
 @pytest.mark.slow
 def test_a_checkpoint_of_one_rank_resumes_on_two_only_with_allow_resize(tmp_path, digits_root):
     # 16 images per rank: 90 steps per epoch on one rank, 45 on two.
+    # sync_every 5: the stop is read within 10 steps of the signal (train.sync_every's rule), mid-epoch
     config = write_config(tmp_path, digits_root, train={"batch_size": 16, "checkpoint_every_steps": None,
-                                                        "log_every": 1, "tensorboard": True})
+                                                        "log_every": 1, "tensorboard": True, "sync_every": 5})
     run_dir = tmp_path / "run"
     proc = start_slow(config, run_dir)
     wait_for_line(proc, "epoch 1/2 step 30/90")
@@ -41,7 +42,8 @@ def test_a_checkpoint_of_one_rank_resumes_on_two_only_with_allow_resize(tmp_path
 
     (tmp_path / "resize").mkdir()
     allowed = write_config(tmp_path / "resize", digits_root, train={
-        "batch_size": 16, "checkpoint_every_steps": None, "log_every": 1, "tensorboard": True, "allow_resize": True})
+        "batch_size": 16, "checkpoint_every_steps": None, "log_every": 1, "tensorboard": True, "allow_resize": True,
+        "sync_every": 5})
     procs, outs = train_two_ranks(allowed, run_dir, timeout=300)
     assert [p.returncode for p in procs] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
     assert f"from image {at * 16} of epoch 1 (step {at // 2})" in outs[0][1]
