@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import yaml
 
-from cwn_bench.errors import UserError
+from cwn_bench.errors import UserError, brief
 
 
 class ConfigError(UserError):
@@ -307,6 +307,20 @@ def _yaml_problem(err: yaml.YAMLError) -> str:
     if mark is None or problem is None:
         return " ".join(str(err).split())
     return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+
+
+NAME_MAX = 200  # characters of a run or sweep dir name (file systems allow 255 bytes)
+
+
+def check_name(name: str, where: str) -> str:
+    """``name`` if it is a plain file name (a run or sweep dir: no ``/``, not ``.``/``..``,
+    no control characters, at most NAME_MAX characters), else a ConfigError at ``where``."""
+    problem = ("is empty" if not name else "is . or .." if name in (".", "..")
+               else "contains '/'" if "/" in name else "contains a control character" if not name.isprintable()
+               else f"is longer than {NAME_MAX} characters" if len(name) > NAME_MAX else None)
+    if problem:
+        raise ConfigError(f"{where}: {brief(name)} {problem}; expected a plain file name (it names a folder)")
+    return name
 
 
 def run_name(point: dict[str, Any]) -> str:

@@ -22,8 +22,8 @@ from submitit.slurm.slurm import _make_sbatch_string
 
 from cwn_bench.config import Config, set_value, to_dict
 from cwn_bench.errors import UserError
-from cwn_bench.train import record as run_json
-from cwn_bench.train import runlock
+from cwn_bench.rundir import SWEEP_JSON, runjson, sweepjson
+from cwn_bench.rundir import lock as runlock
 
 from launch import slurm_state, snapshot
 from launch import sweep as sweepmod
@@ -93,7 +93,7 @@ def absolute_paths(cfg: Config) -> None:
 
 
 def _previous_status(run_dir: Path) -> str | None:
-    data = run_json.read(run_dir)
+    data = runjson.read(run_dir)
     return data["status"] if data else None
 
 
@@ -101,7 +101,7 @@ def _unfinished(cfg: Config, profile: Profile, record: dict[str, Any], sub: Subm
     """The runs to submit, in sweep order; the others go to ``sub.skipped`` with the
     reason (run.json says completed, SLURM still has the run's last job, or a process
     holds the run directory's lock)."""
-    latest = sweepmod.latest_jobs(record)
+    latest = sweepjson.latest_jobs(record)
     slurm_jobs = [job for cluster, job in latest.values() if cluster == "slurm"]
     states = slurm_state.query(slurm_jobs) if sub.cluster == "slurm" else {}
     todo = []
@@ -125,7 +125,7 @@ def submit_sweep(cfg: Config, profile: Profile, *, dry_run: bool = False, allow_
     root = sweepmod.sweep_dir(cfg, profile.runs_root)
     sub = Submission(root, resolve_cluster(profile))
     cluster = sub.cluster
-    record = sweepmod.read(root) if (root / sweepmod.SWEEP_JSON).exists() else sweepmod.new_record(cfg)
+    record = sweepjson.read(root) if (root / SWEEP_JSON).exists() else sweepjson.new_record(cfg)
     todo = _unfinished(cfg, profile, record, sub)
     if not todo:
         return sub
@@ -146,8 +146,8 @@ def submit_sweep(cfg: Config, profile: Profile, *, dry_run: bool = False, allow_
         reason = "; ".join(line.strip() for line in str(err).splitlines() if line.strip())  # sbatch: several lines
         raise UserError(f"{root}: submission to {cluster} failed: {reason}") from None
     sub.submitted = {name: job.job_id for (name, _), job in zip(todo, sub.jobs)}
-    record["submissions"].append({"time": sweepmod.now(), "cluster": cluster, "code": str(code),
+    record["submissions"].append({"time": sweepjson.now(), "cluster": cluster, "code": str(code),
                                   "commit": snap["commit"], "dirty": snap["dirty"],
                                   "profile": dataclasses.asdict(profile), "jobs": sub.submitted})
-    sweepmod.write(root, record)
+    sweepjson.write(root, record)
     return sub

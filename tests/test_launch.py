@@ -149,8 +149,9 @@ def test_local_executor_runs_the_sweep_from_the_snapshot(digits_root, tmp_path, 
 
 
 def test_status_keeps_run_json_and_earlier_epochs_when_metrics_ends_in_a_half_line(tmp_path):
-    from cwn_bench.train import record
-    from launch import status, sweep
+    from cwn_bench.rundir import runjson as record
+    from cwn_bench.rundir import sweepjson as sweep
+    from launch import status
 
     cfg = load_config(_config(tmp_path, tmp_path / "digits"))
     root = tmp_path / "sweep"
@@ -167,8 +168,9 @@ def test_status_keeps_run_json_and_earlier_epochs_when_metrics_ends_in_a_half_li
 
 
 def test_status_tells_a_local_run_that_nothing_trains_any_more_from_a_running_one(tmp_path, lock_holder):
-    from cwn_bench.train import record
-    from launch import status, sweep
+    from cwn_bench.rundir import runjson as record
+    from cwn_bench.rundir import sweepjson as sweep
+    from launch import status
 
     cfg = load_config(_config(tmp_path, tmp_path / "digits"))
     root = tmp_path / "sweep"

@@ -162,7 +162,7 @@ def test_corrupt_and_truncated_lines_are_skipped_and_counted(tmp_path):
 
 
 def test_missing_runs_of_a_sweep_are_listed(tmp_path):
-    # sweep.json as launch/sweep.py writes it: runs [{name, point}], submissions [{jobs}].
+    # sweep.json as cwn_bench/rundir/sweepjson.py writes it: runs [{name, point}], submissions [{jobs}].
     points = [{"model.method": m} for m in ("plain", "wn", "cwn")]
     sweep = tmp_path / "demo-1234abcd"
     sweep.mkdir()

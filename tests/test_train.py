@@ -27,7 +27,7 @@ from cwn_bench.config import SchedConfig, load_config
 from cwn_bench.data import build, module
 from cwn_bench.errors import UserError
 from cwn_bench.train import TrainingFailed, checkpoint, run
-from cwn_bench.train.metrics import MetricsLog
+from cwn_bench.rundir.metrics import MetricsLog
 from cwn_bench.train.optim import lr_at, param_groups
 from cwn_bench.train.stopping import StopRequest
 

@@ -26,10 +26,13 @@ from cwn_bench import data as datamod
 from cwn_bench import models
 from cwn_bench.config import Config, config_hash, to_dict
 from cwn_bench.errors import UserError
-from cwn_bench.train import checkpoint, distributed, envinfo, record, rng, runlock
+from cwn_bench.rundir import METRICS, runjson
+from cwn_bench.rundir import lock as runlock
+from cwn_bench.rundir.metrics import MetricsLog
+from cwn_bench.train import checkpoint, distributed, envinfo, rng
 from cwn_bench.train.distributed import DistEnv
 from cwn_bench.train.loop import Engine, evaluate, train_one_epoch
-from cwn_bench.train.metrics import METRICS, EpochMeter, MetricsLog
+from cwn_bench.train.metrics import EpochMeter
 from cwn_bench.train.optim import build_optimizer, lr_at
 from cwn_bench.train.progress import Progress
 from cwn_bench.train.stopping import DEFAULT_SIGNALS, StopRequest
@@ -102,7 +105,7 @@ class Trainer:
     def new_record(self) -> dict[str, Any]:
         """run.json's contents for this start (collective: gathers every rank's host name)."""
         hosts = distributed.all_gather(envinfo.host(), self.env)
-        previous = (record.read(self.run_dir) if self.env.is_main else None) or {}
+        previous = (runjson.read(self.run_dir) if self.env.is_main else None) or {}
         attempt = {"started": _now(), "hostnames": sorted(set(hosts)), "resumed_from": self.resumed_from,
                    "slurm": envinfo.slurm_ids()}
         cfg, data = self.cfg, self.data
@@ -121,7 +124,7 @@ class Trainer:
         self.info.update(status=status, reason=reason, updated=_now(), skipped=self.data.skipped, **extra)
         if self.env.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            record.write(self.run_dir, self.info)
+            runjson.write(self.run_dir, self.info)
 
     def save(self) -> None:
         """Collective checkpoint of the current position; rank 0 writes, all wait for it."""
@@ -267,8 +270,8 @@ def run(cfg: Config, run_dir: str | Path, signals: Iterable[int] = DEFAULT_SIGNA
 
 
 def _run_locked(cfg: Config, run_dir: Path, signals: Iterable[int]) -> str:
-    previous = record.read(run_dir)
-    record.check_same_experiment(previous, cfg, run_dir)
+    previous = runjson.read(run_dir)
+    runjson.check_same_experiment(previous, cfg, run_dir)
     if previous and previous["status"] == COMPLETED:
         print(f"{run_dir}: already completed, skipping", file=sys.stderr)
         return COMPLETED
