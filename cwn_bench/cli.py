@@ -45,7 +45,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(args.config, cfg)
     cfg.sweep = {}  # `train` runs the base values alone
     print(run_dir, flush=True)
-    return EXIT_PREEMPTED if run(cfg, run_dir) == PREEMPTED else 0
+    return EXIT_PREEMPTED if run(cfg, run_dir, restart=args.restart) == PREEMPTED else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -157,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="experiment YAML")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, value parsed as YAML")
     p.add_argument("--run-dir", help="run directory (default: runs/<name>/<swept values>); resumed if it exists")
+    p.add_argument("--restart", action="store_true",
+                   help="if every checkpoint is unusable (*.corrupt), start over from step 0 instead of stopping")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("report", help="tables, curves and a reproducibility report from run dirs and bench JSONL")

@@ -148,20 +148,20 @@ class DataConfig:
 @dataclass
 class OptimConfig:
     name: Literal["sgd", "adam"] = "sgd"
-    lr: Annotated[float, Range(0, 1e6)] = 0.1  # for the global batch; not rescaled by world size
+    lr: Annotated[float, Range(0)] = 0.1  # for the global batch; not rescaled by world size
     momentum: Annotated[float, Range(0, 1)] = 0.9
     nesterov: bool = False
-    weight_decay: Annotated[float, Range(0, 1e6)] = 1e-4
+    weight_decay: Annotated[float, Range(0)] = 1e-4
     exempt_scales_biases: bool = False  # no weight decay on g, biases and BN parameters
 
 
 @dataclass
 class SchedConfig:
     name: Literal["constant", "exp", "step", "cosine"] = "exp"
-    lr_end: Annotated[float, Range(0, 1e6)] = 1e-4  # exp: lr(e) = lr * (lr_end / lr) ** (e / epochs)
+    lr_end: Annotated[float, Range(0)] = 1e-4  # exp: lr(e) = lr * (lr_end / lr) ** (e / epochs)
     step_epochs: Annotated[int, Range(1, 1 << 20)] = 30  # step: multiply by gamma every step_epochs
     milestones: list[Annotated[float, Range(0, 1 << 20)]] = field(default_factory=list)  # step: ...or at these epochs instead
-    gamma: Annotated[float, Range(0, 1e6, low_open=True)] = 0.1
+    gamma: Annotated[float, Range(0, low_open=True)] = 0.1
     warmup_epochs: Annotated[float, Range(0, 1 << 20)] = 0.0  # linear warm-up from 0 (cosine and step)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import typing
 from pathlib import Path
 
@@ -30,7 +31,10 @@ def add_submit_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, value parsed as YAML")
     p.add_argument("--profile", help="cluster profile YAML, e.g. configs/clusters/local.yaml")
     p.add_argument("--wait", action="store_true", help="follow the jobs until they end")
-    p.add_argument("--dry-run", action="store_true", help="print the batch script; submit nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the batch script alone on stdout (the other lines on stderr); submit nothing")
+    p.add_argument("--restart", action="store_true",
+                   help="runs whose checkpoints are all unusable start over from step 0 (`train --restart`)")
     p.add_argument("--allow-dirty", action="store_true",
                    help="snapshot uncommitted changes of the code (recorded as uncommitted.diff)")
     hints = typing.get_type_hints(Profile)
@@ -54,14 +58,16 @@ def cmd_submit(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Profile)}  # --setup: a list
     profile = load_profile(args.profile, overrides)
-    sub = submit_sweep(cfg, profile, dry_run=args.dry_run, allow_dirty=args.allow_dirty)
-    if sub.script is not None:
+    sub = submit_sweep(cfg, profile, dry_run=args.dry_run, allow_dirty=args.allow_dirty, restart=args.restart)
+    info = sys.stdout
+    if sub.script is not None:  # the script alone on stdout: `submit --dry-run ... > job.sh` can be read or run
         print(sub.script)
-    print(f"sweep: {sub.sweep_dir}")
+        info = sys.stderr
+    print(f"sweep: {sub.sweep_dir}", file=info)
     for name, why in sub.skipped.items():
-        print(f"  {name}: skipped ({why})")
+        print(f"  {name}: skipped ({why})", file=info)
     for name, job_id in sub.submitted.items():
-        print(f"  {name}: {sub.cluster} job {job_id}")
+        print(f"  {name}: {sub.cluster} job {job_id}", file=info)
     if sub.cluster == "debug":  # runs here and now, one run after the other; pdb on an error
         for job in sub.jobs:
             job.result()

@@ -20,7 +20,7 @@ from typing import Any
 import submitit
 from submitit.slurm.slurm import _make_sbatch_string
 
-from cwn_bench.config import Config, set_value, to_dict
+from cwn_bench.config import Config, check_line, set_value, to_dict
 from cwn_bench.errors import UserError
 from cwn_bench.rundir import SWEEP_JSON, runjson, sweepjson
 from cwn_bench.rundir import lock as runlock
@@ -68,7 +68,11 @@ def slurm_parameters(profile: Profile, code: Path | None, name: str) -> dict[str
         "signal_delay_s": profile.signal_delay_s, "array_parallelism": profile.array_parallelism,
         "setup": setup_lines(profile, code), "additional_parameters": extra,
     }
-    return {k: v for k, v in params.items() if v is not None}
+    params = {k: v for k, v in params.items() if v is not None}
+    for key, value in params.items():  # the profile's fields are checked; this also covers derived values
+        for text in value if isinstance(value, list) else value.values() if isinstance(value, dict) else [value]:
+            check_line(str(text), f"batch script: {key}")
+    return params
 
 
 def make_executor(cluster: str, profile: Profile, folder: Path, code: Path | None, name: str) -> submitit.Executor:
@@ -97,7 +101,8 @@ def _previous_status(run_dir: Path) -> str | None:
     return data["status"] if data else None
 
 
-def _unfinished(cfg: Config, profile: Profile, record: dict[str, Any], sub: Submission) -> list[tuple[str, TrainTask]]:
+def _unfinished(cfg: Config, profile: Profile, record: dict[str, Any], sub: Submission,
+                restart: bool) -> list[tuple[str, TrainTask]]:
     """The runs to submit, in sweep order; the others go to ``sub.skipped`` with the
     reason (run.json says completed, SLURM still has the run's last job, or a process
     holds the run directory's lock)."""
@@ -115,18 +120,21 @@ def _unfinished(cfg: Config, profile: Profile, record: dict[str, Any], sub: Subm
         elif (who := runlock.holder(run_dir)) is not None:
             sub.skipped[name] = f"training now ({who})"
         else:
-            todo.append((name, TrainTask(to_dict(run_cfg), str(run_dir), profile.signal)))
+            todo.append((name, TrainTask(to_dict(run_cfg), str(run_dir), profile.signal, restart)))
     return todo
 
 
-def submit_sweep(cfg: Config, profile: Profile, *, dry_run: bool = False, allow_dirty: bool = False) -> Submission:
-    """Submit every unfinished point of ``cfg``'s sweep (see the module docstring)."""
+def submit_sweep(cfg: Config, profile: Profile, *, dry_run: bool = False, allow_dirty: bool = False,
+                 restart: bool = False) -> Submission:
+    """Submit every unfinished point of ``cfg``'s sweep (see the module docstring);
+    ``restart``: a run whose checkpoints are all unusable starts over (``train --restart``)."""
     absolute_paths(cfg)
     root = sweepmod.sweep_dir(cfg, profile.runs_root)
+    check_line(str(root), "sweep dir")  # it is written into the batch script (cd, --output)
     sub = Submission(root, resolve_cluster(profile))
     cluster = sub.cluster
     record = sweepjson.read(root) if (root / SWEEP_JSON).exists() else sweepjson.new_record(cfg)
-    todo = _unfinished(cfg, profile, record, sub)
+    todo = _unfinished(cfg, profile, record, sub, restart)
     if not todo:
         return sub
     code = root / "code" / str(len(record["submissions"]) + 1)

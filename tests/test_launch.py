@@ -74,14 +74,15 @@ def test_dry_run_prints_the_array_script_and_submits_nothing(tmp_path, capsys, m
     assert cli.main(["submit", str(cfg), "--dry-run", "--cluster", "slurm", "--runs-root", "out", "--nodes", "2",
                      "--gpus-per-node", "4", "--partition", "gpu", "--account", "proj", "--time", "240",
                      "--array-parallelism", "2", "--setup", "module load 'cuda 12'"]) == 0
-    out = capsys.readouterr().out
-    sweep_dir = next(line for line in out.splitlines() if line.startswith("sweep: "))[7:]
+    out, err = capsys.readouterr()
+    assert out.startswith("#!/bin/bash") and "sweep: " not in out  # the script alone: `> job.sh` runs
+    sweep_dir = next(line for line in err.splitlines() if line.startswith("sweep: "))[7:]
     for line in ("#SBATCH --array=0-2%2", "#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=4",
                  "#SBATCH --gpus-per-node=4", "#SBATCH --partition=gpu", "#SBATCH --account=proj",
                  "#SBATCH --time=240", "#SBATCH --signal=USR2@90", "module load 'cuda 12'",
                  f"cd {sweep_dir}/code/1", "export SUBMITIT_PREEMPT_SIGNAL=USR2"):
         assert line in out.splitlines(), line
-    assert out.count("slurm job (dry run)") == 3
+    assert err.count("slurm job (dry run)") == 3
     assert Path(sweep_dir).parent == tmp_path / "out" and not Path(sweep_dir).exists()
 
 
