@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 
 from PIL import Image
 
@@ -10,6 +11,7 @@ from cwn_bench.errors import UserError
 
 _JPEG_SOI, _JPEG_EOI = b"\xff\xd8\xff", b"\xff\xd9"
 _PNG_SIG, _PNG_IEND = b"\x89PNG\r\n\x1a\n", b"IEND"
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485  # PIL's decompression-bomb limit (~ 9459 x 9459)
 
 
 class CorruptImageError(UserError):
@@ -35,23 +37,32 @@ def check_encoded(data: bytes, path: str) -> None:
 
 
 def read_encoded(path: str) -> bytes:
-    """The checked bytes of the image file at ``path``."""
+    """The checked bytes of the image file at ``path``: complete (:func:`check_encoded`)
+    and declaring at most MAX_PIXELS pixels in its header, so that a small file claiming
+    a huge size (a decompression bomb) is an unreadable image for every backend (PIL and
+    DALI alike) before any decoder allocates for it."""
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as err:
         raise CorruptImageError(path, err.strerror or str(err)) from None
     check_encoded(data, path)
+    width, height = encoded_size(data, path)
+    if not 0 < width * height <= MAX_PIXELS:
+        raise CorruptImageError(path, f"its header declares {width}x{height} pixels; expected 1 to {MAX_PIXELS} "
+                                      "(a decompression bomb?)")
     return data
 
 
 def decode(data: bytes, path: str, grayscale: bool) -> Image.Image:
     """Fully decoded ``L`` (grayscale) or ``RGB`` image."""
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            return img.convert("L" if grayscale else "RGB")
-    except (OSError, ValueError, SyntaxError) as err:  # PIL's errors for bad streams
-        raise CorruptImageError(path, str(err) or type(err).__name__) from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # PIL only warns below 2 x its limit
+            with Image.open(io.BytesIO(data)) as img:
+                return img.convert("L" if grayscale else "RGB")
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise CorruptImageError(path, str(err) or type(err).__name__) from None  # PIL's errors for bad streams
 
 
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}  # frame headers
