@@ -199,10 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="digits: scikit-learn's 1797 8x8 digits, upscaled; jpegs: ImageNet-sized random JPEGs "
                         "(for `bench data`)")
     p.add_argument("out", metavar="OUT", help="folder to create (absent or empty)")
-    p.add_argument("--size", type=bench_options.at_least(1),
+    p.add_argument("--size", type=bench_options.at_least(1, 8192),
                    help="image width in pixels (default: digits 32 square, jpegs 500x375)")
-    p.add_argument("--classes", type=bench_options.at_least(1), default=10, help="jpegs: class folders (default: 10)")
-    p.add_argument("--per-class", type=bench_options.at_least(1), default=50,
+    p.add_argument("--classes", type=bench_options.at_least(1, 100_000), default=10, help="jpegs: class folders (default: 10)")
+    p.add_argument("--per-class", type=bench_options.at_least(1, 10_000_000), default=50,
                    help="jpegs: train images per class, val a tenth (default: 50)")
     p.set_defaults(func=cmd_make_dataset)
 

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from cwn_bench import atomic
 from cwn_bench.errors import UserError
 from cwn_bench.rundir import LOCK
 
@@ -90,10 +91,11 @@ def exclusive(run_dir: Path, wait_s: float = 600.0, poll_s: float = 1.0) -> Iter
         if not _acquire(f, run_dir, wait_s, poll_s):
             yield
             return
-        f.seek(0)
-        f.truncate()
-        f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
-        f.flush()
+        with atomic.writing(run_dir / LOCK):  # a full disk: one line, not a traceback
+            f.seek(0)
+            f.truncate()
+            f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+            f.flush()
         try:
             yield
         finally:
