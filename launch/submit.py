@@ -90,10 +90,13 @@ def make_executor(cluster: str, profile: Profile, folder: Path, code: Path | Non
 
 
 def absolute_paths(cfg: Config) -> None:
-    """Jobs start in the snapshot folder: a relative ``data.root`` is made absolute (from
-    the submitting directory) before the sweep is hashed."""
+    """Jobs start in the snapshot folder: a relative ``data.root`` (base value or swept
+    values) is made absolute (from the submitting directory) before the sweep is hashed."""
+    swept = cfg.sweep.pop("data.root", None)  # set_value would drop it from the sweep
     if cfg.data.root and not os.path.isabs(cfg.data.root):
         set_value(cfg, "data.root", os.path.abspath(cfg.data.root))
+    if swept is not None:
+        cfg.sweep["data.root"] = [os.path.abspath(v) if v and not os.path.isabs(v) else v for v in swept]
 
 
 def _previous_status(run_dir: Path) -> str | None:
