@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cwn_bench import config as cfgmod
 from cwn_bench.bench import options as bench_options
-from cwn_bench.errors import UserError
+from cwn_bench.errors import UserError, one_line
 from launch import commands as launch_commands  # submit, status (submitit imported when run)
 
 
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except UserError as err:
-        print(f"cwn-bench {args.command}: error: {err}", file=sys.stderr)
+        print(f"cwn-bench {args.command}: error: {one_line(err, 2000)}", file=sys.stderr)  # one line, always
         return 2
     except BrokenPipeError:  # stdout's reader left early (`cwn-bench config X | head`): no traceback
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # else the flush at exit fails again

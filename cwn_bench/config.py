@@ -2,7 +2,8 @@
 
 A config file is nested YAML (``model: {name: mlp, method: cwn}``) read with
 a safe YAML loader (:func:`load_yaml`) into the dataclasses below; every key is checked (an unknown key
-names the file, the key and the valid keys; a wrong type names the expected type).
+names the file, the key and the valid keys; a wrong type names the expected type; a value out of the range declared with its key,
+``Annotated[int, Range(1, 1 << 20)]``, names the bound).
 ``sweep:`` maps dotted keys to lists; :func:`expand_sweep` yields their cartesian
 product.  :func:`config_hash` identifies an experiment across seeds (seed and name
 left out); :func:`sweep_hash` identifies a whole sweep (seed and sweep lists included).
@@ -160,7 +161,7 @@ class SchedConfig:
     name: Literal["constant", "exp", "step", "cosine"] = "exp"
     lr_end: Annotated[float, Range(0)] = 1e-4  # exp: lr(e) = lr * (lr_end / lr) ** (e / epochs)
     step_epochs: Annotated[int, Range(1, 1 << 20)] = 30  # step: multiply by gamma every step_epochs
-    milestones: list[Annotated[float, Range(0, 1 << 20)]] = field(default_factory=list)  # step: ...or at these epochs instead
+    milestones: list[Annotated[float, Range(0, 1 << 20)]] = field(default_factory=list)  # step: or at these epochs
     gamma: Annotated[float, Range(0, low_open=True)] = 0.1
     warmup_epochs: Annotated[float, Range(0, 1 << 20)] = 0.0  # linear warm-up from 0 (cosine and step)
 
@@ -178,7 +179,7 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     steps_per_epoch: Annotated[int, Range(1, 1 << 40)] | None = None  # cap on train steps per epoch (smoke runs)
     checkpoint_minutes: Annotated[float, Range(0, 1e9, low_open=True)] = 10.0  # also checkpoint mid-epoch this often
-    checkpoint_every_steps: Annotated[int, Range(1, 1 << 40)] | None = None  # and/or every this many steps (tests, short jobs)
+    checkpoint_every_steps: Annotated[int, Range(1, 1 << 40)] | None = None  # and/or every this many steps
     keep_checkpoints: Annotated[int, Range(1, 1 << 20)] = 2
     log_every: Annotated[int, Range(1, 1 << 40)] = 50  # steps between plain progress lines
 

@@ -7,7 +7,7 @@ import warnings
 
 from PIL import Image
 
-from cwn_bench.errors import UserError
+from cwn_bench.errors import UserError, one_line
 
 _JPEG_SOI, _JPEG_EOI = b"\xff\xd8\xff", b"\xff\xd9"
 _PNG_SIG, _PNG_IEND = b"\x89PNG\r\n\x1a\n", b"IEND"
@@ -62,7 +62,7 @@ def decode(data: bytes, path: str, grayscale: bool) -> Image.Image:
             with Image.open(io.BytesIO(data)) as img:
                 return img.convert("L" if grayscale else "RGB")
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise CorruptImageError(path, str(err) or type(err).__name__) from None  # PIL's errors for bad streams
+        raise CorruptImageError(path, one_line(err, 200) or type(err).__name__) from None  # PIL's bad streams
 
 
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}  # frame headers
