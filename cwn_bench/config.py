@@ -1,12 +1,13 @@
 """Typed experiment configs: YAML + dotted ``KEY=VALUE`` overrides + sweeps.
 
-A config file is nested YAML (``model: {name: mlp, method: cwn}``) read with
-a safe YAML loader (:func:`load_yaml`) into the dataclasses below; every key is checked (an unknown key
-names the file, the key and the valid keys; a wrong type names the expected type; a value out of the range declared with its key,
-``Annotated[int, Range(1, 1 << 20)]``, names the bound).
-``sweep:`` maps dotted keys to lists; :func:`expand_sweep` yields their cartesian
-product.  :func:`config_hash` identifies an experiment across seeds (seed and name
-left out); :func:`sweep_hash` identifies a whole sweep (seed and sweep lists included).
+A config file is nested YAML (``model: {name: mlp, method: cwn}``) read with a safe YAML
+loader (:func:`load_yaml`: YAML 1.2 floats such as ``1e-3``, aliases bounded) into the
+dataclasses below; every key is checked (an unknown key names the file, the key and the
+valid keys; a wrong type names the expected type; a value outside the range declared
+with its key, ``Annotated[int, Range(1, 1 << 20)]``, names the bound).  ``sweep:`` maps
+dotted keys to lists; :func:`expand_sweep` yields their cartesian product.
+:func:`config_hash` identifies an experiment across seeds (seed and name left out);
+:func:`sweep_hash` identifies a whole sweep (seed and sweep lists included).
 """
 
 from __future__ import annotations
