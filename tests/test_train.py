@@ -482,5 +482,12 @@ def test_another_model_s_checkpoint_is_unusable_and_the_run_never_restarts_from_
         assert start == 1 or "holds another model (" in "\n".join(err)
     assert (run_dir / "checkpoints" / f"{newest.name}.corrupt").exists()
     assert cli_main.main([*argv, "--restart"]) == 0
+    capsys.readouterr()
     assert (run_dir / "metrics.jsonl.before-restart").read_text() == '{"kind": "epoch", "epoch": 1, "step": 4}\n'
     assert [r["epoch"] for r in records(run_dir, "epoch")] == [1]
+    fresh = tmp_path / "fresh"  # --restart at the start that finds the checkpoint unusable
+    (fresh / "checkpoints").mkdir(parents=True)
+    shutil.copy(newest, fresh / "checkpoints" / newest.name)
+    (fresh / "metrics.jsonl").write_text('{"kind": "epoch", "epoch": 1, "step": 4}\n')
+    assert cli_main.main(["train", str(mine), "--run-dir", str(fresh), "--restart"]) == 0
+    assert (fresh / "metrics.jsonl.before-restart").exists() and (fresh / "checkpoints" / f"{newest.name}.corrupt").exists()

@@ -151,8 +151,8 @@ class Trainer:
         found, problem = None, None
         if self.env.is_main:
             try:
-                starting_over = self.restart and checkpoint.unusable(self.ckpt_dir)
                 found = checkpoint.load_latest(self.ckpt_dir, self.check_checkpoint, self.restart)
+                starting_over = found is None and checkpoint.unusable(self.ckpt_dir)  # only with restart
                 if starting_over and not self.log.path.with_name(f"{METRICS}.{BEFORE_RESTART}").exists():
                     kept = self.log.set_aside(BEFORE_RESTART)  # the records of the lost run stay readable
                     if kept:
