@@ -1,13 +1,13 @@
 # `make demo`: create .venv when missing, install the project, run `cwn-bench demo`.
 # `make test`: the same venv plus what the tests need (pytest, DALI, the local SLURM
-# cluster's packages), then the whole suite.
+# cluster's packages, Debian's chromium for the report's browser test), then the whole suite.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
 TORCH_STAMP := $(VENV)/.installed-torch
 
-.PHONY: demo test install slurm-install gpu-check
+.PHONY: demo test install slurm-install chromium-install gpu-check
 
 install: $(STAMP)
 
@@ -30,11 +30,16 @@ demo: $(DEMO_STAMP)
 slurm-install:
 	slurm/local/install.sh || test "$$CI" != true
 
+# apt-installs Debian's chromium when missing (root), for the test that opens the report's
+# index.html headless; without root that test skips, except under CI=true where it fails.
+chromium-install:
+	tests/install_chromium.sh || test "$$CI" != true
+
 $(STAMP): pyproject.toml | $(TORCH_STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,dali]'
 	touch $@
 
-test: $(STAMP) slurm-install
+test: $(STAMP) slurm-install chromium-install
 	$(PY) -m pytest
 
 # On a GPU box, from a bare checkout (torch + Triton only, nothing installed): kernel

@@ -51,7 +51,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from cwn_bench.report import write_report  # pandas + matplotlib: imported only when used
 
-    print(write_report([Path(p) for p in args.paths], Path(args.out)))
+    print(write_report([Path(p) for p in args.paths], Path(args.out), select=args.select,
+                       target_top1=args.target_top1))
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from launch.profile import load_profile
+    from launch.submit import absolute_paths
+
+    cfg = cfgmod.load_config(args.config, args.overrides)
+    absolute_paths(cfg)  # as submit does: configs compare equal with those of submitted runs
+    launch_commands.print_plan(cfg, load_profile(args.profile), args)
     return 0
 
 
@@ -164,11 +175,29 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="tables, curves and a reproducibility report from run dirs and bench JSONL")
     p.add_argument("paths", nargs="+", metavar="PATH", help="run dirs, sweep dirs, folders of them, bench .jsonl")
     p.add_argument("--out", required=True, help="output folder (CSV, LaTeX, PNG, report.md, index.html)")
+    p.add_argument("--select", nargs="+", metavar="KEY",
+                   help="per dataset, model and method, pick the swept value(s) of these config keys with the lowest "
+                        "mean final holdout_top1_err (val_top1_err without data.holdout): selection.csv")
+    p.add_argument("--target-top1", type=float, metavar="ERR",
+                   help="convergence target, val top-1 error in %% (default: plain's final error per dataset/model)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("submit", help="send a config's whole sweep to SLURM (a job array) or run it locally")
     launch_commands.add_submit_arguments(p)
     p.set_defaults(func=launch_commands.cmd_submit)
+
+    p = sub.add_parser("plan", help="GPUs, images, wall time, GPU-hours, requeues and storage of a sweep, before "
+                                    "submitting it",
+                       description="The cost of a config's sweep on a cluster profile, per run and in total. "
+                                   "Throughput per GPU: --img-per-s, else completed runs of the same config under "
+                                   "--runs, else the newest matching `bench step` row under --bench (which one "
+                                   "is printed). Training images only: evaluation passes are not counted.")
+    p.add_argument("config", help="experiment YAML (its sweep: the runs planned)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, value parsed as YAML")
+    p.add_argument("--profile", required=True, help="cluster profile YAML, e.g. configs/clusters/gpu-8x.yaml")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the text")
+    launch_commands.add_plan_arguments(p)
+    p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("status", help="one row per run of a sweep: SLURM state, restarts, epoch, error, img/s")
     p.add_argument("sweep_dir", metavar="SWEEP_DIR", help="the folder `cwn-bench submit` printed")

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import typing
 from pathlib import Path
 
-from cwn_bench.config import load_config
+from cwn_bench.config import Config, load_config
+from cwn_bench.errors import UserError
 
 from launch.profile import Profile, load_profile
 
@@ -37,6 +39,7 @@ def add_submit_arguments(p: argparse.ArgumentParser) -> None:
                    help="runs whose checkpoints are all unusable start over from step 0 (`train --restart`)")
     p.add_argument("--allow-dirty", action="store_true",
                    help="snapshot uncommitted changes of the code (recorded as uncommitted.diff)")
+    add_plan_arguments(p)
     hints = typing.get_type_hints(Profile)
     group = p.add_argument_group("cluster profile overrides")
     for f in dataclasses.fields(Profile):
@@ -51,6 +54,25 @@ def add_submit_arguments(p: argparse.ArgumentParser) -> None:
             group.add_argument(flag, dest=f.name, type=_flag_type(tp), help=f"profile default: {f.default}")
 
 
+def add_plan_arguments(p: argparse.ArgumentParser) -> None:
+    """The throughput sources of `plan` (and of the plan `submit --dry-run` prints)."""
+    group = p.add_argument_group("plan throughput (first found: --img-per-s, --runs, --bench)")
+    group.add_argument("--img-per-s", type=float, metavar="N", help="training images per second per GPU")
+    group.add_argument("--runs", metavar="DIR", help="completed runs of the same config to take the rate from")
+    group.add_argument("--bench", nargs="+", metavar="PATH", default=["results"],
+                       help="`bench step` JSONL files or folders; the newest matching row (default: results)")
+    group.add_argument("--card", metavar="TEXT", help="only bench rows of a card whose name contains TEXT (e.g. H100)")
+
+
+def print_plan(cfg: Config, profile: Profile, args: argparse.Namespace, file: typing.TextIO | None = None) -> None:
+    """Print the sweep's plan (:mod:`launch.plan`) to ``file`` (stdout), as JSON with ``args.json``."""
+    from launch.plan import make_plan, render
+
+    plan = make_plan(cfg, profile, img_per_s=args.img_per_s, runs_dir=Path(args.runs) if args.runs else None,
+                     bench=[Path(b) for b in args.bench], card=args.card)
+    print(json.dumps(plan.as_json(), indent=1) if getattr(args, "json", False) else render(plan), file=file)
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
     from launch.status import wait
     from launch.submit import submit_sweep
@@ -63,6 +85,11 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if sub.script is not None:  # the script alone on stdout: `submit --dry-run ... > job.sh` can be read or run
         print(sub.script)
         info = sys.stderr
+    if args.dry_run:
+        try:
+            print_plan(cfg, profile, args, info)
+        except UserError as err:  # the script above is the dry run's answer; the plan is extra
+            print(f"plan: not computed: {err}", file=sys.stderr)
     print(f"sweep: {sub.sweep_dir}", file=info)
     for name, why in sub.skipped.items():
         print(f"  {name}: skipped ({why})", file=info)

@@ -30,6 +30,8 @@ def test_demo_runs_the_whole_pipeline_and_resumes(tmp_path, digits_root):
     assert bench[0]["kind"] == "env"
     assert {r["variant"] for r in bench[1:]} == {"plain", "cwn-reference", "cwn-explicit", "wn"}
     assert (out / "report" / "index.html").is_file()
+    text = report.read_text()
+    assert text.index("## The paper's claims") < text.index("## Comparisons against plain")  # claims first
 
     again = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]

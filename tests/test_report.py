@@ -106,17 +106,25 @@ def test_list_valued_key_is_named(tmp_path):
     assert "svhn/mlp: configs differ in model.hidden;" in md.read_text()
 
 
-def test_distinct_config_hashes_are_never_merged(tmp_path):
-    # Same recorded config, different hash (e.g. written by another version of the code).
+def test_runs_are_grouped_by_resolved_config_not_by_stored_hash(tmp_path):
+    # Equal recorded configs, different stored hashes (another version of the code): merged.
     runs = tmp_path / "runs"
     write_run(runs, "a", [10.0])
     other = write_run(runs, "b", [12.0], seed=1)
     record = json.loads((other / "run.json").read_text())
     (other / "run.json").write_text(json.dumps({**record, "config_hash": "f" * 64}))
-    _, out = report(tmp_path, runs)
-    acc = pd.read_csv(out / "accuracy.csv")
-    assert sorted(acc.top1_err_mean) == [10.0, 12.0] and (acc.n_seeds == 1).all()
-    assert "config_hash=ffffffff" in set(acc.variant)
+    # Equal stored hash, but the recorded config differs (an edited file): never merged.
+    edited = write_run(runs, "c", [30.0], seed=2)
+    record = json.loads((edited / "run.json").read_text())
+    record["config"]["optim"]["weight_decay"] = 0.0
+    (edited / "run.json").write_text(json.dumps(record))
+    md, out = report(tmp_path, runs)
+    acc = pd.read_csv(out / "accuracy.csv").set_index("variant")
+    assert acc.n_seeds.to_dict() == {"optim.weight_decay=0.0001": 2, "optim.weight_decay=0.0": 1}
+    assert acc.top1_err_mean.to_dict() == {"optim.weight_decay=0.0001": 11.0, "optim.weight_decay=0.0": 30.0}
+    text = md.read_text()
+    assert "configs differ in optim.weight_decay" in text
+    assert "stored config_hash " in text and "ffffffff" in text  # the merge of two hashes is said
 
 
 def test_running_and_failed_runs_are_listed_but_not_counted(tmp_path):

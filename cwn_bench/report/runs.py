@@ -1,9 +1,10 @@
 """Read run dirs into two frames: ``runs`` (one row per run) and ``epochs`` (one row per
 epoch record, the run's columns joined: the long tidy table every table is grouped from).
 
-A run's group is its ``config_hash`` (seed left out) and world size; groups of one
-dataset and model that differ in more than the method are labelled by the keys and
-values that differ (``variant``, e.g. ``optim.lr=0.5``) and never merged.
+A run's group is its resolved config as run.json records it (seed left out, see
+:mod:`cwn_bench.report.grouping`) and world size; groups of one dataset and model that
+differ in more than the method are labelled by the keys and values that differ
+(``variant``, e.g. ``optim.lr=0.5``) and never merged.
 """
 
 from __future__ import annotations
@@ -18,12 +19,10 @@ import pandas as pd
 
 from cwn_bench import config as cfgmod
 from cwn_bench.errors import UserError, brief
+from cwn_bench.report.grouping import compared, group_ids
 from cwn_bench.rundir import METRICS, RUN_JSON, metrics, runjson
 from cwn_bench.rundir.files import Problem
 
-# Keys that do not make two runs different experiments: seed is what is averaged over,
-# name is a label (and ``sweep.*``, the recipe that produced the point, is skipped too).
-NOT_COMPARED = ("seed", "name")
 SET_KEYS = ("dataset", "model")  # runs compared with each other in one table / figure
 GROUP_KEYS = ["dataset", "model", "method", "variant", "group"]
 # Epoch-record fields the tables compute with; a value that is not a number becomes NaN
@@ -51,8 +50,7 @@ def _config_hash(run: dict[str, Any], config: dict[str, Any]) -> str:
     try:
         return cfgmod.config_hash(cfgmod.from_dict(config))
     except (UserError, TypeError, ValueError):  # a config from another version of the code
-        kept = {k: v for k, v in flatten(config).items() if k not in NOT_COMPARED and not k.startswith("sweep")}
-        return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
+        return hashlib.sha256(json.dumps(compared(flatten(config)), sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _number(value: Any) -> float:
@@ -136,24 +134,19 @@ def _variants(runs: pd.DataFrame) -> pd.Series:
     labels = pd.Series("", index=runs.index, dtype=object)
     for _, members in runs.groupby(list(SET_KEYS), dropna=False):
         firsts = members.drop_duplicates("group")
-        configs = {g: {**c, "world_size": w} for g, c, w in zip(firsts.group, firsts.config, firsts.world_size)}
-        keys = sorted(k for k in set().union(*configs.values())
-                      if k not in ("model.method", *NOT_COMPARED) and k.split(".")[0] != "sweep")
+        configs = {g: {**compared(c), "world_size": w}
+                   for g, c, w in zip(firsts.group, firsts.config, firsts.world_size)}
+        keys = sorted(k for k in set().union(*configs.values()) if k != "model.method")
         differ = [k for k in keys if len({repr(c.get(k, "<unset>")) for c in configs.values()}) > 1]
         by_group = {g: ", ".join(f"{k}={c.get(k, '<unset>')}" for k in differ) for g, c in configs.items()}
         labels[members.index] = members.group.map(by_group)
-        # Same dataset/model/method and no readable difference (e.g. hashes from two code
-        # versions): the hash itself keeps the rows apart.
-        clash = members.assign(v=labels[members.index]).groupby(["method", "v"]).group.transform("nunique") > 1
-        for i in clash[clash].index:
-            labels[i] = ", ".join(filter(None, [labels[i], f"config_hash={members.group[i][:8]}"]))
     return labels
 
 
 def runs_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """The runs as a frame with ``group`` and ``variant`` columns added."""
     runs = pd.DataFrame(rows)
-    runs["group"] = runs.config_hash.str[:12] + "-w" + runs.world_size.astype(str)
+    runs["group"] = group_ids(runs)
     runs["variant"] = _variants(runs)
     return runs
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from cwn_bench.report.grouping import merged_hashes
 from cwn_bench.report.read import Inputs
 
 MAX_PROBLEM_ROWS = 100  # problems listed one by one in report.md; all are in problems.csv
@@ -81,9 +82,13 @@ def convergence_section(conv: pd.DataFrame) -> Section:
         **_keys(conv), "target top-1 err (%)": conv.target_top1_err.map(num),
         "reached": [f"{r}/{n}" for r, n in zip(conv.n_reached, conv.n_seeds)],
         "epochs to target": [mean_std(m, s, 1) for m, s in zip(conv.epochs_to_target_mean, conv.epochs_to_target_std)],
-        "wall time to target": conv.wall_s_to_target_mean.map(duration)})
-    note = ("First epoch whose val top-1 error is at or below the target: the plain method's final error "
-            "for its dataset and model (else the worst row's). Wall time is the sum of the epochs' wall_s.")
+        "wall time to target": conv.wall_s_to_target_mean.map(duration),
+        "olympic epochs": conv.olympic_epochs_to_target.map(lambda x: num(x, 1)),
+        "olympic wall time": conv.olympic_wall_s_to_target.map(duration)})
+    note = ("First epoch whose val top-1 error is at or below the target: --target-top1 when given, else the "
+            "plain method's final error for its dataset and model (else the worst row's). Wall time is the sum "
+            "of the epochs' wall_s. Olympic: with 5 seeds or more, the mean without the fastest and the slowest "
+            "seed (MLPerf's time-to-train score; a seed that never reached the target is the slowest).")
     return Section("convergence", "Convergence", note, table, latex=True)
 
 
@@ -171,8 +176,9 @@ def summary(inputs: Inputs) -> list[str]:
     measured = int((kinds == "measurement").sum())
     return [
         f"{len(runs)} run(s): " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"),
-        f"{runs.group.nunique() if not runs.empty else 0} experiment(s) (config hash and world size; seeds merged)",
+        f"{runs.group.nunique() if not runs.empty else 0} experiment(s) (resolved config and world size; seeds merged)",
         f"{len(inputs.bench_files)} bench file(s), {measured} timing(s), {len(inputs.loaders)} data-loader row(s)",
         f"{len(inputs.missing)} missing run(s), {skipped} corrupt or truncated line(s) skipped, "
         f"{len(inputs.problems) - skipped} other input problem(s)",
+        *(merged_hashes(runs) if not runs.empty else []),
     ]
