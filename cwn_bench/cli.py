@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import typing
 from pathlib import Path
 
 from cwn_bench import config as cfgmod
@@ -150,8 +151,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return failed
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors on one line, whatever the user typed (a value holding a newline)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        super().error(one_line(message, 2000))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cwn-bench", description="Centered Weight Normalization at ImageNet scale: configs, training, SLURM "
                                       "sweeps, benchmarks and reports. `cwn-bench COMMAND --help` for each command.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -178,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--select", nargs="+", metavar="KEY",
                    help="per dataset, model and method, pick the swept value(s) of these config keys with the lowest "
                         "mean final holdout_top1_err (val_top1_err without data.holdout): selection.csv")
-    p.add_argument("--target-top1", type=float, metavar="ERR",
+    p.add_argument("--target-top1", type=bench_options.finite, metavar="ERR",
                    help="convergence target, val top-1 error in %% (default: plain's final error per dataset/model)")
     p.set_defaults(func=cmd_report)
 

@@ -14,6 +14,7 @@ import sys
 import typing
 from pathlib import Path
 
+from cwn_bench.bench.options import finite
 from cwn_bench.config import Config, load_config
 from cwn_bench.errors import UserError
 
@@ -57,7 +58,7 @@ def add_submit_arguments(p: argparse.ArgumentParser) -> None:
 def add_plan_arguments(p: argparse.ArgumentParser) -> None:
     """The throughput sources of `plan` (and of the plan `submit --dry-run` prints)."""
     group = p.add_argument_group("plan throughput (first found: --img-per-s, --runs, --bench)")
-    group.add_argument("--img-per-s", type=float, metavar="N", help="training images per second per GPU")
+    group.add_argument("--img-per-s", type=finite, metavar="N", help="training images per second per GPU")
     group.add_argument("--runs", metavar="DIR", help="completed runs of the same config to take the rate from")
     group.add_argument("--bench", nargs="+", metavar="PATH", default=["results"],
                        help="`bench step` JSONL files or folders; the newest matching row (default: results)")

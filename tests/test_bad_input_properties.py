@@ -31,6 +31,7 @@ from cwn_bench.rundir import METRICS, RUN_JSON, SWEEP_JSON, runjson, sweepjson
 from cwn_bench.rundir.metrics import MetricsLog
 from launch.submit import absolute_paths
 
+REPO = Path(__file__).resolve().parents[1]
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SLOWER = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 BASE = {"model": {"name": "mlp", "hidden": [8]}, "data": {"name": "digits", "root": "absent", "workers": 0},
@@ -295,6 +296,20 @@ def _script(argv: list[str]) -> str:
     return out.getvalue()
 
 
+@FAST
+@given(st.sampled_from(["--mem-gb", "--nodes", "--time", "--cpus-per-task", "--gpus-per-node", "--array-parallelism",
+                        "--signal-delay", "--max-requeues", "--img-per-s", "--tasks-per-node", "--signal"]),
+       st.sampled_from(["nan", "inf", "-inf", "-1", "0", "1e309", "abc", "", "99999999999999999999", "1.5"])
+       | st.text(max_size=12))
+def test_numeric_submit_and_plan_flags_are_accepted_or_one_line(flag, text):
+    with sandbox() as (tmp, box):
+        path = write_config(box, BASE)
+        for argv in (["submit", str(path), "--dry-run", "--cluster", "local", "--runs-root", "runs"],
+                     ["plan", str(path), "--profile", str(REPO / "configs/clusters/local.yaml")]):
+            assert_ok_or_one_line(*run_cli(argv + [f"{flag}={text}"]))
+        assert sorted(p.name for p in tmp.iterdir()) == ["box"] and not (box / "runs").exists()
+
+
 # ------------------------------------------------------------------ run-dir files
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
@@ -377,8 +392,6 @@ def test_any_shape_text_is_parsed_or_one_line(spec):
 
 
 # ------------------------------------------------------------------ the real entry point, a few times
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("case", ["bomb", "newline-partition"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +86,18 @@ def at_least(low: int, high: int | None = None) -> Callable[[str], int]:
         return value
     parse.__name__ = "int"  # argparse's "invalid int value: 'abc'" for non-numbers
     return parse
+
+
+def finite(text: str) -> float:
+    """argparse type: a float that is not NaN or infinite (``--img-per-s nan`` is a usage
+    error, not a traceback further down)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {value}")
+    return value
+
+
+finite.__name__ = "float"  # argparse's "invalid float value: 'abc'" for non-numbers
 
 
 def _common(p: argparse.ArgumentParser, bench: str) -> None:
