@@ -91,7 +91,10 @@ def rows(root: Path) -> list[Row]:
 
 
 def _fmt(value: Any) -> str:
-    return "-" if value is None else f"{value:.2f}" if isinstance(value, float) else str(value)
+    """A cell as printable text: a run name or reason from a run dir cannot move the
+    cursor or recolour the terminal (control characters show as U+FFFD)."""
+    text = "-" if value is None else f"{value:.2f}" if isinstance(value, float) else str(value)
+    return "".join(ch if ch.isprintable() else "\ufffd" for ch in text)
 
 
 def render(table: list[Row]) -> str:

@@ -77,6 +77,17 @@ def run_cli(argv: list[str]) -> tuple[int, list[str]]:
     return code, err.getvalue().strip().splitlines()
 
 
+def run_cli_keep_stdout(argv: list[str]) -> tuple[int, list[str]]:
+    """:func:`run_cli` leaving stdout to the caller."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            code = cli.main(argv)
+        except SystemExit as stop:
+            code = stop.code
+    return code, err.getvalue().strip().splitlines()
+
+
 def assert_ok_or_one_line(code: int, err: list[str], allowed: tuple[int, ...] = (0,)) -> None:
     """Exit ``allowed``, or 2 with one error line (argparse's usage lines aside), short,
     and last; never a traceback."""
@@ -122,7 +133,8 @@ values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.di
 keys = st.one_of(st.sampled_from(sorted(LEAVES)), st.sampled_from(sorted(LEAVES)).map(lambda k: k + ".x"),
                  st.text(max_size=20))
 hostile_text = st.text(alphabet=st.characters(codec="utf-8"), max_size=40) | st.sampled_from(
-    ["../x", "/etc", "..", ".", "a\nb", "a\rb", "x\x00y", "$(touch PWNED)", "a/../../b", "\x1b[31m", "x" * 300])
+    ["../x", "/etc", "..", ".", "a\nb", "a\rb", "x\x00y", "$(touch PWNED)", "a/../../b", "\x1b[31m", "x" * 300,
+     "\x1b]0;pwned\x07"])
 
 
 def out_of_range(rng: C.Range, is_float: bool) -> st.SearchStrategy:
@@ -318,7 +330,8 @@ json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats
 content = st.one_of(st.binary(max_size=200), json_values.map(lambda v: json.dumps(v).encode()),
                     st.lists(json_values.map(json.dumps), max_size=5).map(lambda ls: "\n".join(ls).encode()),
                     st.fixed_dictionaries({"status": st.sampled_from(["running", "completed", "failed", 3]),
-                                           "config": json_values, "attempts": json_values}).map(
+                                           "config": json_values, "attempts": json_values,
+                                           "reason": hostile_text}).map(
                         lambda d: json.dumps(d).encode()))
 sweep_content = st.one_of(content, st.fixed_dictionaries(
     {"runs": st.lists(st.one_of(json_values, st.fixed_dictionaries({"name": hostile_text, "point": json_values})),
@@ -354,8 +367,10 @@ def test_status_and_report_of_any_sweep_dir_are_a_table_or_one_line(sweep, run_j
         (root / "r" / RUN_JSON).write_bytes(run_json)
         (root / "r" / METRICS).write_bytes(metrics)
         before = {p: p.read_bytes() if p.is_file() else None for p in files_under(box)}
-        with mock.patch("launch.slurm_state.query", lambda ids: {}):
-            assert_ok_or_one_line(*run_cli(["status", str(root)]), allowed=(0, 1))
+        out = io.StringIO()
+        with mock.patch("launch.slurm_state.query", lambda ids: {}), contextlib.redirect_stdout(out):
+            assert_ok_or_one_line(*run_cli_keep_stdout(["status", str(root)]), allowed=(0, 1))
+        assert "\x1b" not in out.getvalue() and "\r" not in out.getvalue()  # no terminal control from the files
         assert_ok_or_one_line(*run_cli(["report", str(root), "--out", str(box / "out")]))
         assert {p: p.read_bytes() if p.is_file() else None for p in before} == before  # inputs untouched
         assert sorted(p.name for p in tmp.iterdir()) == ["box"]

@@ -187,3 +187,18 @@ def test_status_tells_a_local_run_that_nothing_trains_any_more_from_a_running_on
     lock_holder(root / name)
     (row,) = status.rows(root)
     assert (row.status, row.reason) == ("running", "")
+
+
+def test_status_prints_no_terminal_control_from_a_run_dir(tmp_path):
+    from cwn_bench.rundir import runjson, sweepjson
+    from launch import status
+
+    cfg = load_config(_config(tmp_path, tmp_path / "digits"))
+    root = tmp_path / "sweep"
+    sweepjson.write(root, sweepjson.new_record(cfg))
+    (name,) = [r["name"] for r in sweepjson.read(root)["runs"]]
+    (root / name).mkdir()
+    runjson.write(root / name, {"status": "failed", "reason": "boom\x1b]0;owned\x07\x1b[2J\nsecond line"})
+    text = status.render(status.rows(root))
+    assert "\x1b" not in text and "\x07" not in text and "boom\ufffd]0;owned" in text
+    assert len(text.splitlines()) == 2  # header and the one run
