@@ -22,6 +22,7 @@ import types
 import typing
 import unicodedata
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -74,25 +75,17 @@ class Range:
 
 
 @dataclass(frozen=True)
-class PlainName:
-    """A text key that names a folder: a plain file name (see :func:`check_name`)."""
+class TextCheck:
+    """A check of a text key, declared with the key: ``Annotated[str, PLAIN_NAME]``."""
+
+    expected: str  # what the key must be, for messages
+    test: Callable[[str, str], str]  # (value, where) -> value, or raises ConfigError
 
     def describe(self) -> str:
-        return "a plain file name"
+        return self.expected
 
     def check(self, value: Any, where: str) -> None:
-        check_name(value, where)
-
-
-@dataclass(frozen=True)
-class OneLine:
-    """A text key that reaches a shell or batch script: one line, no control characters."""
-
-    def describe(self) -> str:
-        return "one line of printable text"
-
-    def check(self, value: Any, where: str) -> None:
-        check_line(value, where)
+        self.test(value, where)
 
 
 NAME_MAX = 200  # characters of a run or sweep dir name (file systems allow 255 bytes)
@@ -116,6 +109,10 @@ def check_line(text: str, where: str) -> str:
         raise ConfigError(f"{where}: {brief(text)} contains a control character (e.g. a newline); "
                           "expected one line of text")
     return text
+
+
+PLAIN_NAME = TextCheck("a plain file name", check_name)  # names a folder (run and sweep dirs)
+ONE_LINE = TextCheck("one line of printable text", check_line)  # reaches a shell or batch script
 
 
 @dataclass
@@ -187,7 +184,7 @@ class TrainConfig:
 
 @dataclass
 class Config:
-    name: Annotated[str, PlainName()] = "experiment"  # names the run and sweep dirs
+    name: Annotated[str, PLAIN_NAME] = "experiment"  # names the run and sweep dirs
     seed: Annotated[int, Range(0, 2**32 - 1)] = 0
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from cwn_bench.config import OneLine, Range, build_checked, read_yaml
+from cwn_bench.config import ONE_LINE, Range, build_checked, read_yaml
 from cwn_bench.errors import UserError, brief
 
 SIGNALS = ("USR2", "USR1", "TERM", "INT", "HUP", "URG")
-Line = Annotated[str, OneLine()]  # every text field reaches the batch script: one line, no control characters
+Line = Annotated[str, ONE_LINE]  # every text field reaches the batch script: one line, no control characters
 
 
 @dataclass
