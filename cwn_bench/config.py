@@ -333,6 +333,9 @@ def build_checked(cls: type, data: Any, source: str) -> Any:
     return _build(cls, data, source)
 
 
+SWEEP_MAX_POINTS = 100_000  # runs one sweep may expand to
+
+
 def from_dict(data: dict[str, Any], source: str = "<config>") -> Config:
     """Validate nested mappings (e.g. ``run.json["config"]``) into a :class:`Config`."""
     cfg = _build(Config, data, source)
@@ -341,6 +344,10 @@ def from_dict(data: dict[str, Any], source: str = "<config>") -> Config:
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{source}: sweep key {brief(key)} needs a non-empty list of values")
         cfg.sweep[key] = [_coerce(v, tp, f"{source}: sweep '{key}'") for v in values]
+    points = math.prod(len(v) for v in cfg.sweep.values())
+    if points > SWEEP_MAX_POINTS:
+        raise ConfigError(f"{source}: the sweep has {points} points (the product of its lists' lengths); "
+                          f"expected at most {SWEEP_MAX_POINTS}")
     _relations(cfg, source)
     return cfg
 
