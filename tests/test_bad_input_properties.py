@@ -27,7 +27,7 @@ from cwn_bench import cli
 from cwn_bench import config as C
 from cwn_bench.bench.shapes import parse_shape
 from cwn_bench.errors import UserError
-from cwn_bench.rundir import METRICS, RUN_JSON, SWEEP_JSON, runjson, sweepjson
+from cwn_bench.rundir import METRICS, RUN_JSON, SWEEP_JSON, runjson
 from cwn_bench.rundir.metrics import MetricsLog
 from launch.submit import absolute_paths
 
