@@ -218,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="digits dataset, the demo sweep, the paper-shape benchmark and the report",
                        description="The main job on embedded defaults, on whatever device this is: writes the "
-                                   "digits JPEG folder, runs the demo sweep (plain/wn/cwn x 2 seeds) through "
+                                   "digits JPEG folder, runs the demo sweep (plain/nnn/wn/cwn x 2 seeds) through "
                                    "`submit`, times the paper's conv shape and writes the report under "
                                    "OUT/report (its path is printed). Runs again resume and skip what is done.")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides of the demo config")

@@ -118,17 +118,25 @@ ONE_LINE = TextCheck("one line of printable text", check_line)  # reaches a shel
 @dataclass
 class ModelConfig:
     name: Literal["googlenet_bn", "googlenet", "resnet56", "vgg_a", "mlp"] = "mlp"
-    method: Literal["plain", "wn", "cwn"] = "cwn"
+    method: Literal["plain", "wn", "cwn", "nnn", "ws"] = "cwn"
     backend: Literal["auto", "reference", "explicit", "triton"] = "auto"  # CWN implementation
     hidden: list[Annotated[int, Range(1, 1 << 20)]] = field(default_factory=lambda: [128, 64, 48, 48])  # MLP widths
     keep_first_plain: bool = False  # leave the stem conv / first linear un-normalised
-    keep_classifier_plain: bool = False  # leave the last linear un-normalised
+    keep_classifier_plain: bool = False  # leave the classifier un-normalised (vgg_a: both linears)
     aux_logits: bool = False  # torchvision googlenet's auxiliary heads
+    init: Literal["default", "lecun", "xavier", "he"] = "default"  # default: the model's own (the authors')
+    scale: Literal["learned", "fixed"] = "learned"  # wn/cwn g: parameter, or buffer (the authors' "NS" nets)
+    scale_value: float = 1.0  # g's initial (learned) or constant (fixed) value
+    batchnorm: bool = False  # mlp: BN before each hidden ReLU (Figure 4a)
+    relu_before_bn: bool = True  # googlenet_bn inceptions: conv-ReLU-BN-ReLU as the authors' Lua
+    nnn_interval: Annotated[int, Range(1, 1 << 30)] = 200  # nnn: optimizer updates between re-whitenings (the authors' -T)
+    nnn_eps: Annotated[float, Range(0)] = 1.0  # nnn: damping added to the input covariance (the authors' -epcilo)
+    nnn_first_plain: bool = True  # nnn: leave the first linear plain, as the authors' NNN MLP
 
 
 @dataclass
 class DataConfig:
-    name: Literal["imagenet", "digits", "cifar10", "cifar100", "svhn", "synthetic"] = "digits"
+    name: Literal["imagenet", "digits", "cifar10", "cifar100", "svhn", "yaleb", "synthetic"] = "digits"
     root: str | None = None  # folder with train/ and val/ (or the dataset's published files)
     loader: Literal["dali", "torch", "synthetic"] = "torch"
     image_size: Annotated[int, Range(1, 8192)] = 224  # train crop and val centre crop, pixels
@@ -142,6 +150,9 @@ class DataConfig:
     workers: Annotated[int, Range(0, 1024)] = 2  # loader worker processes / DALI threads per rank
     skip_corrupt: bool = False  # skip and count unreadable images instead of failing
     synthetic_samples: Annotated[int, Range(1, 1 << 30)] = 1024  # images per epoch when loader=synthetic
+    # fraction of the train split held out (seeded) and evaluated as holdout_*
+    holdout: Annotated[float, Range(0, 1, low_open=True, high_open=True)] | None = None
+    split_seed: Annotated[int, Range(0, 2**32 - 1)] = 0  # seed of the holdout split and of yaleb's test split
 
 
 @dataclass
@@ -180,6 +191,11 @@ class TrainConfig:
     checkpoint_every_steps: Annotated[int, Range(1, 1 << 40)] | None = None  # and/or every this many steps
     keep_checkpoints: Annotated[int, Range(1, 1 << 20)] = 2
     log_every: Annotated[int, Range(1, 1 << 40)] = 50  # steps between plain progress lines
+    # Figure 2 probes: per-layer pre-activation mean/var every N steps
+    probe_every: Annotated[int, Range(1, 1 << 40)] | None = None
+    fim_layers: list[str] = field(default_factory=list)  # module paths whose relative-FIM condition is probed
+    fim_every: Annotated[int, Range(1, 1 << 40)] | None = None  # steps between FIM probes (default: probe_every)
+    fim_samples: Annotated[int, Range(1, 1 << 24)] = 1024  # training images in the fixed FIM probe set
 
 
 @dataclass

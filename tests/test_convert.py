@@ -11,7 +11,8 @@ import torch.multiprocessing as mp
 import torchvision
 from torch import nn
 
-from cwn_bench.nn import CWNConv2d, CWNLinear, WNConv2d, WNLinear, centered_weight_norm, convert, fold, weight_norm
+from cwn_bench.nn import (
+    CWNConv2d, CWNLinear, NNNLinear, WNConv2d, WNLinear, centered_weight_norm, convert, fold, weight_norm)
 
 
 @pytest.fixture(scope="module", params=["resnet18", "googlenet"])
@@ -101,3 +102,36 @@ def test_ddp_gloo_two_processes_equal_single_process_gradients(tmp_path):
     single(x).square().mean().backward()
     for name, p in single.named_parameters():
         torch.testing.assert_close(ddp_grads[name], p.grad, rtol=1e-5, atol=1e-6)
+
+
+def _small(method):
+    torch.manual_seed(0)
+    if method == "nnn":  # linear layers only
+        return nn.Sequential(nn.Flatten(), nn.Linear(12, 6), nn.ReLU(), nn.Linear(6, 4, bias=False))
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 2 * 2, 5))
+
+
+@pytest.mark.parametrize("method", ["plain", "wn", "cwn", "nnn", "ws"])
+def test_fold_equals_the_unfolded_model_for_every_method(method):
+    model = convert(_small(method), method, scale="fixed", scale_value=1.5, nnn_interval=1)
+    x = torch.randn(6, 3, 2, 2)
+    with torch.no_grad():
+        for m in model.modules():
+            if method == "nnn" and isinstance(m, NNNLinear):
+                m.reestimate(torch.randn(32, m.in_features) * 2 + 1)  # mu != 0, U != I
+            elif hasattr(m, "v"):
+                m.v.mul_(3).add_(0.5)
+    folded = fold(model)
+    assert {type(m) for m in folded.modules()} & {nn.Conv2d, nn.Linear}
+    assert all(type(m) in (nn.Conv2d, nn.Linear) for m in folded.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), model(x), rtol=1e-4, atol=1e-5)
+    if method in ("wn", "cwn"):  # the fixed scale reached every layer
+        assert all(torch.equal(m.g, torch.full_like(m.g, 1.5)) for m in model.modules() if hasattr(m, "g"))
+    if method == "nnn":  # a bias-free linear gets NNN's c, and folds back with it
+        assert model[3].bias is not None and folded[3].bias is not None
+
+
+def test_convert_rejects_unknown_layer_options():
+    with pytest.raises(TypeError, match="unknown layer options \\['gain'\\]"):
+        convert(_small("cwn"), "cwn", gain=2.0)

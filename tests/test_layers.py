@@ -1,4 +1,4 @@
-"""WN/CWN layers: drop-in signatures, `.weight`, the eval cache, copies and formats."""
+"""WN/CWN/WS layers: drop-in signatures, `.weight`, the eval cache, copies, formats, the fixed scale."""
 
 import copy
 
@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cwn_bench.nn import CWNConv2d, CWNLinear, WNConv2d, WNLinear, centered_weight_norm, weight_norm
+from cwn_bench.nn import (
+    CWNConv2d, CWNLinear, WNConv2d, WNLinear, WSConv2d, WSLinear, centered_weight_norm, weight_norm, weight_standardize)
 
 CONV_KW = dict(stride=2, padding=1, dilation=1, groups=2, bias=True, padding_mode="reflect")
 
@@ -129,3 +130,56 @@ def test_compile_fullgraph_parity(backend):
     model(x).sum().backward()
     for got, ref in zip(grads, (p.grad for p in model.parameters())):
         torch.testing.assert_close(got, ref)
+
+
+def _timm_std_weight(v, eps):
+    """timm's StdConv2d.forward, written out: batch_norm over each output row, no affine."""
+    return F.batch_norm(v.reshape(1, v.shape[0], -1), None, None, training=True, momentum=0.0,
+                        eps=eps).reshape_as(v)
+
+
+@pytest.mark.parametrize("cls,shape", [(WSConv2d, (6, 2, 3, 3)), (WSLinear, (3, 7))])
+def test_ws_equals_timm_standardisation(cls, shape):
+    torch.manual_seed(0)
+    layer = cls(4, 6, 3, groups=2) if cls is WSConv2d else cls(7, 3)
+    with torch.no_grad():
+        layer.v.mul_(5).add_(2)  # far from zero-mean, unit-variance rows
+    assert layer.v.shape == shape and not hasattr(layer, "g")
+    torch.testing.assert_close(layer.weight, _timm_std_weight(layer.v, 1e-6))
+    rows = layer.weight.detach().flatten(1)
+    torch.testing.assert_close(rows.var(1, correction=0), torch.ones(shape[0]), rtol=1e-4, atol=1e-4)
+    x = torch.randn(2, 4, 5, 5) if cls is WSConv2d else torch.randn(2, 7)
+    expected = (F.conv2d(x, _timm_std_weight(layer.v, 1e-6), layer.bias, groups=2) if cls is WSConv2d
+                else F.linear(x, _timm_std_weight(layer.v, 1e-6), layer.bias))
+    torch.testing.assert_close(layer(x), expected)
+    torch.testing.assert_close(weight_standardize(layer.v, eps=0.3), _timm_std_weight(layer.v, 0.3))
+
+
+@pytest.mark.parametrize("cls,normalize", [(CWNLinear, centered_weight_norm), (WNLinear, weight_norm)])
+def test_fixed_scale_is_a_buffer_whose_value_is_used(cls, normalize):
+    layer = cls(7, 3, scale="fixed", scale_value=1.414)
+    assert "g" not in dict(layer.named_parameters()) and "g" in dict(layer.named_buffers())
+    assert "g" in layer.state_dict() and torch.equal(layer.g, torch.full((3,), 1.414))
+    x = torch.randn(5, 7)
+    torch.testing.assert_close(layer(x), F.linear(x, 1.414 * normalize(layer.v, torch.ones(3)), layer.bias))
+    opt = torch.optim.SGD(layer.parameters(), lr=1.0)
+    layer(x).square().sum().backward()
+    opt.step()
+    assert torch.equal(layer.g, torch.full((3,), 1.414))
+    learned = cls(7, 3, scale_value=2.0)  # learned g starts at scale_value
+    assert isinstance(learned.g, nn.Parameter) and torch.equal(learned.g.detach(), torch.full((3,), 2.0))
+    with pytest.raises(ValueError, match="unknown scale 'none'; expected one of learned, fixed"):
+        cls(7, 3, scale="none")
+
+
+@pytest.mark.parametrize("backend", ["explicit", "triton"])
+def test_fixed_scale_gradients_on_every_backend_match_the_reference(backend):
+    torch.manual_seed(0)
+    layer = CWNConv2d(4, 8, 3, backend=backend, scale="fixed", scale_value=1.414)
+    ref = CWNConv2d(4, 8, 3, backend="reference", scale="fixed", scale_value=1.414)
+    ref.load_state_dict(layer.state_dict())
+    x = torch.randn(2, 4, 6, 6)
+    layer(x).square().sum().backward()
+    ref(x).square().sum().backward()
+    torch.testing.assert_close(layer.v.grad, ref.v.grad, rtol=1e-4, atol=1e-5)
+    assert layer.g.grad is None

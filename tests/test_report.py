@@ -381,3 +381,19 @@ def test_out_holding_other_files_is_refused(tmp_path):
     with pytest.raises(UserError, match="holds files a report does not write .*r"):
         write_report([tmp_path / "runs"], tmp_path / "runs")
     assert (tmp_path / "runs" / "r" / "run.json").exists()
+
+
+def test_paper_tables_1_and_2_matched_by_method_and_init(tmp_path):
+    runs = tmp_path / "runs"
+    for method in ("nnn", "cwn"):
+        for init in ("default", "xavier", "he"):
+            write_run(runs, f"{method}-{init}", [20.0], method=method, model="mlp", dataset="svhn",
+                      settings={"model.init": init})
+    write_run(runs, "cwn-bn", [20.0], model="mlp", dataset="svhn", settings={"model.batchnorm": True})
+    md, out = report(tmp_path, runs)
+    acc = pd.read_csv(out / "accuracy.csv", keep_default_na=False).set_index(["method", "init", "batchnorm"])
+    paper = acc.paper_top1_err.replace("", float("nan")).astype(float)
+    assert paper[("nnn", "default", False)] == 17.99 and paper[("cwn", "default", False)] == 16.16  # Table 1
+    assert paper[("nnn", "xavier", False)] == 17.83 and paper[("cwn", "he", False)] == 16.71  # Table 2
+    assert acc.paper_source[("cwn", "xavier", False)] == "Table 2, Xavier-Init"
+    assert pd.isna(paper[("cwn", "default", True)])  # Figure 4a (MLP + BN) prints no number

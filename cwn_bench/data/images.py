@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import warnings
+from collections.abc import Iterator
 
 from PIL import Image
 
@@ -54,15 +56,26 @@ def read_encoded(path: str) -> bytes:
     return data
 
 
+# What PIL raises for a file it cannot decode: bad streams, and (with bombs_refused) decompression bombs
+PIL_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning)
+
+
+@contextlib.contextmanager
+def bombs_refused() -> Iterator[None]:
+    """PIL's DecompressionBombWarning (an image between 1 and 2 x MAX_PIXELS, which PIL
+    would decode) raised as an error in the block, as its DecompressionBombError above."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        yield
+
+
 def decode(data: bytes, path: str, grayscale: bool) -> Image.Image:
     """Fully decoded ``L`` (grayscale) or ``RGB`` image."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)  # PIL only warns below 2 x its limit
-            with Image.open(io.BytesIO(data)) as img:
-                return img.convert("L" if grayscale else "RGB")
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise CorruptImageError(path, one_line(err, 200) or type(err).__name__) from None  # PIL's bad streams
+        with bombs_refused(), Image.open(io.BytesIO(data)) as img:
+            return img.convert("L" if grayscale else "RGB")
+    except PIL_ERRORS as err:
+        raise CorruptImageError(path, one_line(err, 200) or type(err).__name__) from None
 
 
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}  # frame headers

@@ -8,6 +8,7 @@ of corrupt images it skipped; this base class moves them to the device, normalis
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -45,6 +46,8 @@ class DataModule:
         self.batch_size = cfg.train.batch_size
         self.steps_per_epoch = sharding.steps_per_epoch(train_size, self.batch_size, world_size)
         self.skipped = 0
+        self.holdout_size = 0  # data.holdout: samples of the train split held out (not in train_size)
+        self.splits: dict[str, Any] = {}  # split seeds and the holdout size, for run.json
         self.stats: Stats | None = None
         self.normalize = Normalizer.imagenet(in_shape[0], device, cfg.train.channels_last)
 
@@ -95,6 +98,20 @@ class DataModule:
         yield from self._finish(self._raw_val(sharding.val_batches(self.val_size, self.batch_size, self.rank,
                                                                      self.world_size)))
 
+    def train_samples(self, indices: list[int]) -> tuple[Tensor, Tensor]:
+        """Train samples ``indices`` with the evaluation crop, normalised, on the device, as one
+        batch: float images ``[N, *in_shape]`` and int64 labels ``[N]`` (e.g. a fixed probe set,
+        read once before training; corrupt images skipped here are not added to ``skipped``)."""
+        b = self.batch_size
+        parts = [(self.normalize(images.to(self.device)), labels.to(self.device, torch.int64))
+                 for images, labels, _ in self._raw_train_plain([indices[i:i + b] for i in range(0, len(indices), b)])]
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+    def holdout_batches(self) -> Iterator[tuple[Tensor, Tensor]]:
+        """As :meth:`val_batches`, over the holdout split (``data.holdout``; none without it)."""
+        yield from self._finish(self._raw_holdout(sharding.val_batches(self.holdout_size, self.batch_size, self.rank,
+                                                                         self.world_size) if self.holdout_size else []))
+
     def _finish(self, raw: Iterator[RawBatch]) -> Iterator[tuple[Tensor, Tensor]]:
         non_blocking = self.device.type == "cuda"
         for images, labels, skipped in raw:
@@ -115,6 +132,10 @@ class DataModule:
         """Train batches of indices ``plan`` with the evaluation crop (for dataset statistics)."""
         raise NotImplementedError
 
+    def _raw_holdout(self, plan: list[list[int]]) -> Iterator[RawBatch]:
+        """Holdout batches of indices ``plan``, evaluation crop (backends with ``data.holdout``)."""
+        raise NotImplementedError
+
     def _plain_plan(self) -> list[list[int]]:
         """The whole train split in order, in batches (the last one may be short)."""
         n, b = self.train_size, self.batch_size
@@ -126,10 +147,11 @@ class SourceData(DataModule):
     implements only :meth:`_load`."""
 
     def __init__(self, cfg: Config, rank: int, world_size: int, device: torch.device, train: Source, val: Source,
-                 num_classes: int) -> None:
+                 num_classes: int, holdout: Source | None = None) -> None:
         super().__init__(cfg, rank, world_size, device, num_classes=num_classes, in_shape=image_shape(cfg),
                          train_size=len(train), val_size=len(val))
-        self.train_source, self.val_source = train, val
+        self.train_source, self.val_source, self.holdout_source = train, val, holdout
+        self.holdout_size = len(holdout) if holdout is not None else 0
 
     def _load(self, source: Source, plan: list[list[int]], epoch: int) -> Iterator[RawBatch]:
         """Batches of ``source``'s samples ``plan`` with :func:`cwn_bench.data.augment.box`'s
@@ -144,3 +166,6 @@ class SourceData(DataModule):
 
     def _raw_train_plain(self, plan: list[list[int]]) -> Iterator[RawBatch]:
         return self._load(self.train_source, plan, EVAL)
+
+    def _raw_holdout(self, plan: list[list[int]]) -> Iterator[RawBatch]:
+        return self._load(self.holdout_source, plan, EVAL)

@@ -36,6 +36,10 @@ class FileSource:
     def __len__(self) -> int:
         return len(self._paths)
 
+    def subset(self, indices: list[int]) -> FileSource:
+        """The samples ``indices`` (in that order) as a source of their own."""
+        return FileSource([self.path(i) for i in indices], self.labels[indices].tolist(), self.grayscale)
+
     def path(self, i: int) -> str:
         return os.fsdecode(self._paths[i])
 
@@ -54,6 +58,10 @@ class ArraySource:
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def subset(self, indices: list[int]) -> ArraySource:
+        """The samples ``indices`` (in that order) as a source of their own."""
+        return ArraySource(self.images[indices], self.labels[indices], self.grayscale)
 
     def image(self, i: int) -> Image.Image:
         img = Image.fromarray(self.images[i])

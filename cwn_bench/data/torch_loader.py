@@ -89,9 +89,9 @@ class TorchData(SourceData):
     per split, kept from pass to pass)."""
 
     def __init__(self, cfg: Config, rank: int, world_size: int, device: torch.device, train: Source, val: Source,
-                 num_classes: int) -> None:
-        super().__init__(cfg, rank, world_size, device, train, val, num_classes)
-        self._loaders = {id(source): self._loader(source) for source in (train, val)}
+                 num_classes: int, holdout: Source | None = None) -> None:
+        super().__init__(cfg, rank, world_size, device, train, val, num_classes, holdout)
+        self._loaders = {id(source): self._loader(source) for source in (train, val, holdout) if source is not None}
 
     def _loader(self, source: Source) -> DataLoader:
         workers = self.cfg.data.workers

@@ -41,9 +41,10 @@ class ResNetCIFAR(nn.Module):
         self.stages = nn.Sequential(*stages)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(64, num_classes)
-        for m in self.modules():
+        for m in self.modules():  # the authors' old_r_BN.lua: convs N(0, sqrt(2 / (k*k*out))), fc bias 0
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        nn.init.zeros_(self.fc.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc(self.pool(self.stages(self.stem(x))).flatten(1))

@@ -20,6 +20,9 @@ Backends (all return the same numbers):
   ``triton``     fused GPU kernels (``cwn_bench.nn.triton_cwn``);
   ``auto``       ``triton`` on CUDA tensors when Triton is importable, else ``explicit``.
 
+The baselines' math lives here too: :func:`weight_norm` (WN), :func:`weight_standardize`
+(WS) and :func:`pca_whitening` (NNN's re-estimation).
+
 Precision: the arithmetic runs in float32 (float64 stays float64); under autocast the
 result is returned in the autocast dtype, so it replaces the cast the conv would do.
 """
@@ -135,3 +138,32 @@ def weight_norm(v: Tensor, g: Tensor, eps: float = 0.0) -> Tensor:
     rows = v.reshape(v.shape[0], -1).to(compute_dtype(v))
     w = rows * (g.to(rows.dtype) * torch.rsqrt(rows.pow(2).sum(dim=1) + eps)).unsqueeze(1)
     return w.to(output_dtype(v)).reshape(v.shape)
+
+
+WS_EPS = 1e-6  # timm's StdConv2d default
+
+
+def weight_standardize(v: Tensor, eps: float = WS_EPS) -> Tensor:
+    """Weight standardisation (Qiao et al. 2019; timm's ``StdConv2d``): each row of ``v``
+    (``[out, ...]``) becomes ``(v[i] - mean(v[i])) / sqrt(var(v[i]) + eps)`` with the biased
+    (1/n) variance and no scale. Same precision rules as :func:`centered_weight_norm`."""
+    rows = v.reshape(v.shape[0], -1).to(compute_dtype(v))
+    centered = rows - rows.mean(dim=1, keepdim=True)
+    w = centered * torch.rsqrt(centered.pow(2).mean(dim=1, keepdim=True) + eps)
+    return w.to(output_dtype(v)).reshape(v.shape)
+
+
+def pca_whitening(inputs: Tensor, eps: float) -> tuple[Tensor, Tensor, Tensor]:
+    """NNN's whitening of a batch of layer inputs (Desjardins et al. 2015, as the authors'
+    ``NormLinear_new.lua``): ``inputs`` ``[n, d]`` -> (``mu`` ``[d]``, ``U`` ``[d, d]``,
+    ``U^-1`` ``[d, d]``) with ``mu`` their mean, ``Sigma = cov_biased(inputs) + eps * I =
+    E diag(l) E^T``, ``U = diag(l^-1/2) E^T`` and ``U^-1 = E diag(l^1/2)``, so ``(x - mu) U^T``
+    has covariance ``U Sigma U^T = I``. Computed in float64, returned in ``inputs``' dtype."""
+    x = inputs.detach().to(torch.float64)
+    mu = x.mean(dim=0)
+    centered = x - mu
+    sigma = centered.T @ centered / x.shape[0] + eps * torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
+    eigvals, eigvecs = torch.linalg.eigh(sigma)
+    whitening = eigvals.rsqrt().unsqueeze(1) * eigvecs.T
+    inverse = eigvecs * eigvals.sqrt().unsqueeze(0)
+    return mu.to(inputs.dtype), whitening.to(inputs.dtype), inverse.to(inputs.dtype)

@@ -1,10 +1,13 @@
-"""Drop-in re-parameterised ``nn.Conv2d`` / ``nn.Linear`` layers (WN and CWN).
+"""Drop-in re-parameterised ``nn.Conv2d`` / ``nn.Linear`` layers (WN, CWN and WS).
 
 Each class subclasses the plain layer with its exact constructor signature and only
-swaps the learnable ``weight`` for a proxy ``v`` (the plain weight's shape) and a scale
-``g`` (``[out]``, initialised to 1 as in the paper).  ``.weight`` is a property that
-returns the effective weight, so the plain layer's own ``forward`` runs unchanged:
-``layer(x) == F.conv2d(x, layer.weight, layer.bias, ...)``.
+swaps the learnable ``weight`` for a proxy ``v`` (the plain weight's shape) and, for WN
+and CWN, a scale ``g`` (``[out]``, initialised to ``scale_value``, 1 as in the paper).
+``scale="learned"`` makes ``g`` a parameter (the paper's ``g``); ``scale="fixed"`` a buffer
+that keeps its value (the authors' "NS" conv nets; their PyTorch module uses 1.414). WS has
+no scale.  ``.weight`` is a property that returns the effective weight, so the plain
+layer's own ``forward`` runs unchanged: ``layer(x) == F.conv2d(x, layer.weight, layer.bias, ...)``.
+The math is in :mod:`cwn_bench.nn.functional`; NNN's layer is in :mod:`cwn_bench.nn.nnn`.
 
 Caching: with gradients disabled and the layer in eval mode, the effective weight is
 computed once and reused until ``v`` or ``g`` changes (their version counters,
@@ -20,18 +23,31 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from cwn_bench.nn.functional import DEFAULT_EPS, centered_weight_norm, output_dtype, resolve_backend, weight_norm
+from cwn_bench.nn.functional import (
+    DEFAULT_EPS, WS_EPS, centered_weight_norm, output_dtype, resolve_backend, weight_norm, weight_standardize)
+
+SCALES = ("learned", "fixed")
 
 
 class _Reparameterized:
-    """Mixin placed before ``nn.Conv2d`` / ``nn.Linear`` in the bases."""
+    """Mixin placed before ``nn.Conv2d`` / ``nn.Linear`` in the bases. ``options``: the
+    keyword arguments of the class beyond the plain layer's (what ``convert`` passes on)."""
+
+    options: tuple[str, ...] = ()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         plain = self._parameters.pop("weight")
         self.v = nn.Parameter(plain.detach())
-        self.g = nn.Parameter(torch.ones(plain.shape[0], device=plain.device, dtype=plain.dtype))
         self._weight_cache: tuple | None = None
+
+    def _cache_key_tensors(self) -> tuple[Tensor, ...]:
+        """The tensors the effective weight depends on."""
+        return (self.v,)
+
+    def folded_bias(self) -> Tensor | None:
+        """The bias of the equivalent plain layer (``fold``)."""
+        return self.bias
 
     @property
     def weight(self) -> Tensor:
@@ -42,7 +58,7 @@ class _Reparameterized:
             raise AttributeError("weight")
         if torch.is_grad_enabled() or self.training or torch.compiler.is_compiling():
             return self.normalize()
-        key = (self.v._version, self.g._version, self.v.data_ptr(), self.g.data_ptr(),
+        key = (tuple((t._version, t.data_ptr()) for t in self._cache_key_tensors()),
                self.v.device, output_dtype(self.v))
         if self._weight_cache is None or self._weight_cache[0] != key:
             self._weight_cache = (key, self.normalize())
@@ -57,7 +73,30 @@ class _Reparameterized:
         raise NotImplementedError
 
 
-class _CWN(_Reparameterized):
+class _Scaled(_Reparameterized):
+    """Adds the scale ``g`` (``[out]``): a parameter (``learned``) or a buffer (``fixed``)
+    of initial value ``scale_value``."""
+
+    options = ("scale", "scale_value")
+
+    def __init__(self, *args: Any, scale: str = "learned", scale_value: float = 1.0, **kwargs: Any) -> None:
+        if scale not in SCALES:
+            raise ValueError(f"unknown scale {scale!r}; expected one of {', '.join(SCALES)}")
+        super().__init__(*args, **kwargs)
+        g = torch.full((self.v.shape[0],), float(scale_value), device=self.v.device, dtype=self.v.dtype)
+        if scale == "learned":
+            self.g = nn.Parameter(g)
+        else:
+            self.register_buffer("g", g)
+        self.scale = scale
+
+    def _cache_key_tensors(self) -> tuple[Tensor, ...]:
+        return (self.v, self.g)
+
+
+class _CWN(_Scaled):
+    options = ("backend", "eps", *_Scaled.options)
+
     def __init__(self, *args: Any, backend: str = "auto", eps: float = DEFAULT_EPS, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         resolve_backend(backend, self.v)  # reject an unknown name at construction
@@ -68,12 +107,26 @@ class _CWN(_Reparameterized):
         return centered_weight_norm(self.v, self.g, self.eps, self.backend)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, backend={self.backend}"
+        return f"{super().extra_repr()}, backend={self.backend}, scale={self.scale}"
 
 
-class _WN(_Reparameterized):
+class _WN(_Scaled):
     def normalize(self) -> Tensor:
         return weight_norm(self.v, self.g)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, scale={self.scale}"
+
+
+class _WS(_Reparameterized):
+    options = ("eps",)
+
+    def __init__(self, *args: Any, eps: float = WS_EPS, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.eps = eps
+
+    def normalize(self) -> Tensor:
+        return weight_standardize(self.v, self.eps)
 
 
 class CWNConv2d(_CWN, nn.Conv2d):
@@ -90,3 +143,11 @@ class WNConv2d(_WN, nn.Conv2d):
 
 class WNLinear(_WN, nn.Linear):
     """``nn.Linear`` with weight normalisation (Salimans & Kingma, 2016)."""
+
+
+class WSConv2d(_WS, nn.Conv2d):
+    """``nn.Conv2d`` with weight standardisation (timm's ``StdConv2d``): row = ``in/groups * kh * kw``."""
+
+
+class WSLinear(_WS, nn.Linear):
+    """``nn.Linear`` with weight standardisation: row = ``in_features``."""

@@ -20,6 +20,7 @@ import pandas as pd
 from cwn_bench import config as cfgmod
 from cwn_bench.errors import UserError, brief
 from cwn_bench.report.grouping import compared, group_ids
+from cwn_bench.report.paper import MATCH_KEYS
 from cwn_bench.rundir import METRICS, RUN_JSON, metrics, runjson
 from cwn_bench.rundir.files import Problem
 
@@ -118,6 +119,7 @@ def read_run(run_dir: Path, problems: list[Problem]) -> tuple[dict[str, Any], li
         "dataset": str(flat.get("data.name", "unknown")),
         "model": str(flat.get("model.name", "unknown")),
         "method": str(flat.get("model.method", "unknown")),
+        **{col: flat.get(key, default) for col, (key, default) in MATCH_KEYS.items()},  # which paper number
         "last_epoch": last,
         "updated": str(run.get("updated") or ""),  # when run.json was last written (UTC)
         "planned_epochs": planned if isinstance(planned, int) else pd.NA,

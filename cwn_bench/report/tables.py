@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 
 from cwn_bench.report.envfields import env_summary
-from cwn_bench.report.paper import paper_columns
+from cwn_bench.report.paper import MATCH_KEYS, paper_columns
 from cwn_bench.report.runs import GROUP_KEYS, SET_KEYS
 from cwn_bench.report.stats import olympic_mean
 
-METHOD_ORDER = {"plain": 0, "wn": 1, "cwn": 2}
+METHOD_ORDER = {"plain": 0, "nnn": 0.5, "wn": 1, "ws": 1.5, "cwn": 2}
 LIVE = ("completed", "running")  # statuses whose finished epochs are valid measurements
 OVERHEAD_COLUMNS = ["shape", "variant", "pass", "dtype", "memory_format", "median_ms", "ratio_vs_plain"]
 
@@ -68,7 +68,7 @@ def accuracy(runs: pd.DataFrame, done: pd.DataFrame) -> pd.DataFrame:
         n_running=("status", lambda s: int((s == "running").sum())),
         n_failed=("status", lambda s: int((s == "failed").sum())),
         n_other=("counted", lambda c: int((~c.astype(bool)).sum())),
-        config_hash=("config_hash", "first"))
+        config_hash=("config_hash", "first"), **{c: (c, "first") for c in MATCH_KEYS if c in runs})
     table = status.join(stats, how="left").reset_index()
     table["n_other"] -= table.n_running + table.n_failed  # e.g. completed without final epoch
     table["n_seeds"] = table.n_seeds.fillna(0).astype(int)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from cwn_bench.errors import UserError
-from cwn_bench.report import compare, tables
+from cwn_bench.report import compare, figure2, tables
 from cwn_bench.report import sections as sec
 from cwn_bench.report import verdict_sections as vs
 from cwn_bench.report.claims import claims
@@ -63,7 +63,7 @@ def _sections(data: dict[str, pd.DataFrame], images: dict[str, list[str]], selec
     of "curves" (a section of its own) and "overhead" (shown above that section's table)."""
     builders = [("claims", lambda t: vs.claims_section(t, bool(select))), ("accuracy", sec.accuracy_section),
                 ("comparisons", vs.comparisons_section), ("selection", lambda t: vs.selection_section(t, select)),
-                ("convergence", sec.convergence_section),
+                ("convergence", sec.convergence_section), ("figure2", figure2.section),
                 ("error_at_epochs", sec.error_at_epochs_section), ("throughput", sec.throughput_section),
                 ("overhead", sec.overhead_section), ("loaders", sec.loaders_section), ("runs", sec.runs_section),
                 ("missing", sec.missing_section), ("problems", sec.problems_section)]
@@ -165,10 +165,14 @@ def write_report(paths: list[Path], out: Path, *, select: list[str] | None = Non
 def _write_all(inputs: Inputs, paths: list[Path], out: Path, select: list[str], target_top1: float | None) -> list[str]:
     """Every file of the report into the (new, empty) folder ``out``; the summary lines."""
     data = _tables(inputs, select, target_top1)
+    traces = figure2.traces(inputs.runs)  # the probe / fim / step records, when probes were on
+    if not traces.empty:
+        data["figure2"] = figure2.summary(traces)
     for key, frame in data.items():
         frame.to_csv(out / f"{key}.csv", index=False)
     images = {"curves": [p.name for p in curves(inputs.epochs, out)] if not inputs.epochs.empty else [],
-              "overhead": [p.name for p in overhead_plots(data["overhead"], out)]}
+              "overhead": [p.name for p in overhead_plots(data["overhead"], out)],
+              "figure2": [p.name for p in figure2.plots(traces, out, data.get("selection"))]}
     parts = _sections(data, images, select)
     for part in parts:
         if part.latex:

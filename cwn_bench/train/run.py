@@ -29,7 +29,7 @@ from cwn_bench.errors import UserError, brief, one_line
 from cwn_bench.rundir import CHECKPOINTS, METRICS, runjson
 from cwn_bench.rundir import lock as runlock
 from cwn_bench.rundir.metrics import MetricsLog
-from cwn_bench.train import checkpoint, distributed, envinfo, rng
+from cwn_bench.train import checkpoint, distributed, envinfo, probes, rng
 from cwn_bench.train.distributed import DistEnv
 from cwn_bench.train.loop import Engine, evaluate, train_one_epoch
 from cwn_bench.train.metrics import EpochMeter
@@ -97,6 +97,7 @@ class Trainer:
         self.meter = EpochMeter(env.device)
         self.progress = Progress(env.is_main, cfg.train.log_every, cfg.train.epochs)
         self.resumed_from = self.resume(found)
+        self.probes = probes.build(cfg, model, self.data, self.global_step, env.is_main)  # Figure 2, rank 0
         self.last_save = time.monotonic()
 
     # ------------------------------------------------------------------ files
@@ -119,6 +120,7 @@ class Trainer:
             "global_batch": cfg.train.batch_size * self.env.world_size, "steps_per_epoch": self.steps,
             "device": str(self.env.device), "num_params": sum(p.numel() for p in self.eng.model.parameters()),
             "train_size": data.train_size, "val_size": data.val_size, "skipped": data.skipped,
+            **data.splits, **(self.probes.info() if self.probes else {}),
             "created": previous.get("created", _now()), "attempts": previous.get("attempts", []) + [attempt],
         }
 
@@ -242,6 +244,9 @@ class Trainer:
         if self.env.is_main and meter.steps % max(self.cfg.train.log_every, 1) == 0:
             self.log.write({"kind": "step", "epoch": epoch + 1, "step": self.global_step, "lr": lr,
                             "loss": loss.item()})
+        if self.probes is not None:  # Figure 2 probes (train/probes.py): a sync on their steps only
+            for rec in self.probes.after_step(epoch + 1, self.global_step):
+                self.log.write(rec)
         if stop or due:
             self.save()
         return not stop
@@ -278,6 +283,9 @@ class Trainer:
                 return PREEMPTED
             t_eval = time.perf_counter()
             val = evaluate(eng, self.data.val_batches(), env)
+            if self.data.holdout_size:  # data.holdout: the validation split taken from the training set
+                held = evaluate(eng, self.data.holdout_batches(), env)
+                val |= {k.replace("val_", "holdout_"): v for k, v in held.items()}
             train = self.meter.summary(env)
             eval_s = time.perf_counter() - t_eval
             peak = torch.cuda.max_memory_allocated(env.device) / 2**30 if env.device.type == "cuda" else None
