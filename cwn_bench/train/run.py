@@ -183,7 +183,12 @@ class Trainer:
             names = set(theirs) if isinstance(theirs, dict) else set()
             raise checkpoint.Unusable(f"holds another model ({len(set(mine) - names)} of this run's parameters "
                                       f"missing, {len(names - set(mine))} unknown ones)")
-        for key, value in mine.items():
+        for key, value in mine.items():  # tensors by shape; extra state (e.g. NNN's whitening) by type
+            if not isinstance(value, Tensor):
+                if type(theirs[key]) is not type(value):
+                    raise checkpoint.Unusable(f"holds another model ({brief(key)}: a {type(theirs[key]).__name__}, "
+                                              f"this run's a {type(value).__name__})")
+                continue
             shape = getattr(theirs[key], "shape", None)
             if shape != value.shape:
                 raise checkpoint.Unusable(f"holds another model ({brief(key)}: shape {brief(shape)}, this run's "
