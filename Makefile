@@ -1,5 +1,5 @@
 # `make demo`: create .venv when missing, install the project, run `cwn-bench demo`.
-# `make test`: the same venv plus what the tests need (pytest, DALI, the local SLURM
+# `make test`: the same venv plus what the tests need (pytest, DALI, TensorBoard, the local SLURM
 # cluster's packages, Debian's chromium for the report's browser test), then the whole suite.
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -36,7 +36,7 @@ chromium-install:
 	tests/install_chromium.sh || test "$$CI" != true
 
 $(STAMP): pyproject.toml | $(TORCH_STAMP)
-	$(PY) -m pip install --quiet -e '.[dev,dali]'
+	$(PY) -m pip install --quiet -e '.[dev,dali,tensorboard]'
 	touch $@
 
 test: $(STAMP) slurm-install chromium-install

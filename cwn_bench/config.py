@@ -196,6 +196,8 @@ class TrainConfig:
     fim_layers: list[str] = field(default_factory=list)  # module paths whose relative-FIM condition is probed
     fim_every: Annotated[int, Range(1, 1 << 40)] | None = None  # steps between FIM probes (default: probe_every)
     fim_samples: Annotated[int, Range(1, 1 << 24)] = 1024  # training images in the fixed FIM probe set
+    tensorboard: bool = False  # also write metrics.jsonl's scalars as TensorBoard events (RUN_DIR/tensorboard/)
+    allow_resize: bool = False  # resume on another world size from the sample count reached (not bitwise)
 
 
 @dataclass
@@ -533,12 +535,19 @@ def _digest(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+# How a run is carried out, not what it computes: a run may be resumed with other values.
+RUN_TIME_TRAIN_KEYS = ("allow_resize", "tensorboard")
+
+
 def config_hash(cfg: Config) -> str:
-    """Stable hash of the resolved config without ``seed``, ``name`` and ``sweep``: equal
-    for the seeds of one experiment, different as soon as anything else differs."""
+    """Stable hash of the resolved config without ``seed``, ``name``, ``sweep`` and the
+    run-time keys (``train.allow_resize``, ``train.tensorboard``): equal for the seeds of
+    one experiment, different as soon as anything else differs."""
     data = to_dict(cfg)
     for key in ("seed", "name", "sweep"):
         data.pop(key)
+    for key in RUN_TIME_TRAIN_KEYS:
+        data["train"].pop(key)
     return _digest(data)
 
 

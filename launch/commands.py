@@ -35,9 +35,11 @@ def add_submit_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", help="cluster profile YAML, e.g. configs/clusters/local.yaml")
     p.add_argument("--wait", action="store_true", help="follow the jobs until they end")
     p.add_argument("--dry-run", action="store_true",
-                   help="print the batch script alone on stdout (the other lines on stderr); submit nothing")
+                   help="print the batch script(s) alone on stdout (the other lines on stderr); submit nothing")
     p.add_argument("--restart", action="store_true",
                    help="runs whose checkpoints are all unusable start over from step 0 (`train --restart`)")
+    p.add_argument("--report", action="store_true",
+                   help="one more job (1 CPU), after every array has ended: cwn-bench report SWEEP --out SWEEP/report")
     p.add_argument("--allow-dirty", action="store_true",
                    help="snapshot uncommitted changes of the code (recorded as uncommitted.diff)")
     add_plan_arguments(p)
@@ -48,9 +50,11 @@ def add_submit_arguments(p: argparse.ArgumentParser) -> None:
         tp = hints[f.name]
         if f.name == "setup":
             group.add_argument(flag, action="append", metavar="LINE", help="shell line run before the tasks")
-        elif typing.get_origin(tp) is typing.Literal:
+        elif f.name == "cluster":
             group.add_argument(flag, dest=f.name, choices=typing.get_args(tp),
                                help=f"default: slurm when sbatch is on PATH, else local (profile: {f.default})")
+        elif typing.get_origin(tp) is typing.Literal:
+            group.add_argument(flag, dest=f.name, choices=typing.get_args(tp), help=f"profile default: {f.default}")
         else:
             group.add_argument(flag, dest=f.name, type=_flag_type(tp), help=f"profile default: {f.default}")
 
@@ -81,7 +85,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Profile)}  # --setup: a list
     profile = load_profile(args.profile, overrides)
-    sub = submit_sweep(cfg, profile, dry_run=args.dry_run, allow_dirty=args.allow_dirty, restart=args.restart)
+    sub = submit_sweep(cfg, profile, dry_run=args.dry_run, allow_dirty=args.allow_dirty, report=args.report,
+                       restart=args.restart)
     info = sys.stdout
     if sub.script is not None:  # the script alone on stdout: `submit --dry-run ... > job.sh` can be read or run
         print(sub.script)
@@ -96,21 +101,29 @@ def cmd_submit(args: argparse.Namespace) -> int:
         print(f"  {name}: skipped ({why})", file=info)
     for name, job_id in sub.submitted.items():
         print(f"  {name}: {sub.cluster} job {job_id}", file=info)
+    if len(sub.arrays) > 1:
+        print(f"  {len(sub.arrays)} arrays (MaxArraySize): {', '.join(sub.arrays)}", file=info)
+    if sub.report_job is not None:
+        print(f"  report: slurm job {sub.report_job.job_id} (afterany: {', '.join(sub.arrays)}) -> "
+              f"{sub.sweep_dir / 'report'}", file=info)
     if sub.cluster == "debug":  # runs here and now, one run after the other; pdb on an error
         for job in sub.jobs:
             job.result()
     if (args.wait or sub.cluster == "debug") and sub.jobs:
-        wait(sub.jobs)
+        wait(sub.jobs + ([sub.report_job] if sub.report_job is not None else []))
         return print_status(sub.sweep_dir)
     return 0
 
 
 def print_status(sweep_dir: Path) -> int:
-    """Print the status table of ``sweep_dir``; 1 when a run failed, else 0."""
-    from launch.status import render, rows
+    """Print the status table of ``sweep_dir`` and where its SLURM states came from (and
+    the report job's state); 1 when a run failed, else 0."""
+    from launch.status import render, table_and_notes
 
-    table = rows(sweep_dir)
+    table, notes = table_and_notes(sweep_dir)
     print(render(table))
+    for note in notes:
+        print(note)
     return int(any(r.status == "failed" for r in table))
 
 

@@ -41,6 +41,9 @@ class Profile:
     max_requeues: Annotated[int, Range(0, 10**6)] = 3  # requeues after time-outs (preemptions requeue without limit)
     array_parallelism: Annotated[int, Range(1, 10**7)] = 32  # array tasks running at once
     setup: list[Line] = field(default_factory=list)  # shell lines before the tasks (module load ...)
+    container: Line | None = None  # image the tasks run in: a .sif file or a registry reference
+    container_runtime: Literal["pyxis", "apptainer"] = "apptainer"  # pyxis: srun --container-image
+    python: Line | None = None  # the jobs' interpreter; None: this one, or python3 in a container
 
     @property
     def tasks(self) -> int:
@@ -76,6 +79,8 @@ def _check(p: Profile, source: str) -> None:
         raise UserError(f"{source}: signal {brief(p.signal)} is not one of {', '.join(SIGNALS)}")
     if p.signal == "USR1" and p.gpus_per_node > 0:
         raise UserError(f"{source}: signal USR1 with GPUs: NCCL intercepts SIGUSR1; use USR2")
+    if p.container is not None and not p.container.strip():
+        raise UserError(f"{source}: container is empty; expected a .sif file or a registry reference")
     if p.gpus_per_node and p.tasks_per_node and p.tasks_per_node != p.gpus_per_node:
         raise UserError(f"{source}: tasks_per_node={p.tasks_per_node} but gpus_per_node={p.gpus_per_node}; "
                         "one task per GPU")

@@ -1,9 +1,12 @@
-"""``cwn-bench status SWEEP_DIR``: one row per run, from sacct and the run directories;
-and ``--wait``'s progress display.
+"""``cwn-bench status SWEEP_DIR``: one row per run, from SLURM (sacct, or squeue when the
+cluster keeps no accounting) and the run directories; the report job's state; and
+``--wait``'s progress display.
 
 A job of submitit's local executor has no sacct record: if its run.json says running but
 no process holds the run directory's lock (:func:`cwn_bench.rundir.lock.holder`), it
-was stopped or killed, and the row says so."""
+was stopped or killed, and the row says so.  Without accounting, a SLURM job that squeue
+no longer lists (ended more than MinJobAge ago) is known only from its run directory: a
+run.json still saying running is shown as stopped."""
 
 from __future__ import annotations
 
@@ -59,9 +62,17 @@ def _run_files(run_dir: Path) -> tuple[dict[str, Any] | None, dict[str, Any] | N
 
 
 def rows(root: Path) -> list[Row]:
+    return table_and_notes(root)[0]
+
+
+def table_and_notes(root: Path) -> tuple[list[Row], list[str]]:
+    """The rows, and lines saying where the SLURM states came from and how the report
+    job (``submit --report``) stands."""
     data = sweepjson.read(root)
     latest = sweepjson.latest_jobs(data)
-    states = slurm_state.query([job for cluster, job in latest.values() if cluster == "slurm"])
+    report_job = sweepjson.report_job(data)
+    slurm_ids = [job for cluster, job in latest.values() if cluster == "slurm"]
+    states = slurm_state.query(slurm_ids + ([report_job] if report_job else []))
     epochs = runjson.planned_epochs(data)
     out = []
     for run in data["runs"]:
@@ -85,9 +96,25 @@ def rows(root: Path) -> list[Row]:
         if cluster == "local" and row.status == "running" and runlock.holder(root / row.run) is None:
             row.status, problem = "stopped", "; ".join(
                 x for x in (problem, "no process is training it (stopped or killed): submit again to resume") if x)
+        if cluster == "slurm" and state is None and states.source == slurm_state.SQUEUE and row.status == "running":
+            row.status, problem = "stopped", "; ".join(
+                x for x in (problem, f"job {row.job} is no longer queued (no accounting says how it ended): "
+                            "submit again to resume") if x)
         row.reason = "; ".join(x for x in (row.reason, problem) if x)
         out.append(row)
-    return out
+    return out, _notes(root, states, bool(slurm_ids), report_job)
+
+
+def _notes(root: Path, states: slurm_state.States, on_slurm: bool, report_job: str | None) -> list[str]:
+    notes = []
+    if on_slurm and states.source == slurm_state.SQUEUE:  # said only then: sacct is the rule
+        notes.append("SLURM states: squeue and the run directories (sacct failed: no accounting on this cluster)")
+    if report_job:
+        state = states.get(report_job)
+        done = (root / "report" / "report.md").exists()
+        notes.append(f"report job {report_job}: {state.state if state else 'unknown'}"
+                     + (f" -> {root / 'report' / 'report.md'}" if done else ""))
+    return notes
 
 
 def _fmt(value: Any) -> str:
@@ -114,6 +141,10 @@ def wait(jobs: list[submitit.Job], poll_s: float = 5.0) -> None:
     while True:
         jobs[0].done(force_check=True)  # one sacct call refreshes every job of the sweep
         states = [job.state.upper() for job in jobs]
+        unknown = [j.job_id for j, s in zip(jobs, states) if s == "UNKNOWN" and isinstance(j, submitit.SlurmJob)]
+        if unknown:  # sacct knows nothing (no accounting): squeue's view
+            queue = slurm_state.query(unknown)
+            states = [queue[j.job_id].state if j.job_id in queue else s for j, s in zip(jobs, states)]
         # A result written is not the end: SLURM may still be RUNNING / COMPLETING the job.
         done = [job.done() and state not in ACTIVE for job, state in zip(jobs, states)]
         counts: dict[str, int] = {}

@@ -16,7 +16,9 @@ submitit and the job resumes from the last checkpoint.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +61,29 @@ class TrainTask(Checkpointable):
         submitit_handler = signal.getsignal(sig)
         status = run(from_dict(self.config, self.run_dir), self.run_dir, signals=(sig,), restart=self.restart)
         if status == "preempted" and rank == 0 and callable(submitit_handler):
-            submitit_handler(sig, None)  # checkpoint() + requeue + exit; returns only if no requeue
+            if os.environ.get("SUBMITIT_EXECUTOR") == "slurm" and shutil.which("scontrol") is None:
+                # submitit requeues with scontrol from inside the task: not there in a container
+                # image without SLURM's client. The checkpoint is written; a resubmission resumes.
+                print(f"{self.run_dir}: preempted and checkpointed, but scontrol is not on PATH here (a "
+                      "container without SLURM's client?): not requeued; submit the sweep again to resume",
+                      file=sys.stderr)
+            else:
+                submitit_handler(sig, None)  # checkpoint() + requeue + exit; returns only if no requeue
         return {"status": status, "rank": rank, "code": str(Path(cwn_bench.__file__).parent)}
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> DelayedSubmission:
         """Requeue the same run: the new job resumes ``run_dir``'s newest checkpoint."""
         return DelayedSubmission(type(self)(self.config, self.run_dir, self.signal_name, self.restart))
+
+
+class ReportTask:
+    """The report job of ``submit --report``: ``cwn-bench report SWEEP --out SWEEP/report``
+    once every array of the sweep has ended (afterany).  Returns the report.md path."""
+
+    def __init__(self, sweep_dir: str) -> None:
+        self.sweep_dir = sweep_dir
+
+    def __call__(self) -> str:
+        from cwn_bench.report import write_report  # pandas + matplotlib: only in this job
+
+        return str(write_report([Path(self.sweep_dir)], Path(self.sweep_dir) / "report"))

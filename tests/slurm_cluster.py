@@ -50,3 +50,32 @@ def slurm_cluster():
     finally:
         if "already running" not in started.stdout:
             _run("stop.sh", timeout=120)
+
+
+@pytest.fixture(scope="module")
+def small_slurm_cluster(slurm_cluster, tmp_path_factory):
+    """A second, one-node cluster beside the shared one (its own base, ports 7917-7918 and
+    SLURM_CONF; the shared cluster's munged reused, so that one is started first), started
+    ``--no-accounting --max-array-size 3``: sacct fails there as on clusters without
+    accounting, and an array holds at most 3 tasks.  Exported as SLURM_CONF while the
+    module's tests run; stopped afterwards."""
+    base = tmp_path_factory.mktemp("small-cluster")
+    started = _run("start.sh", "--base", str(base), "--port", "7917", "--no-accounting", "--max-array-size", "3",
+                   timeout=180)
+    try:
+        if started.returncode != 0:
+            _unavailable(f"start.sh --base {base} failed: {(started.stdout + started.stderr).strip()[-1500:]}")
+        conf = started.stdout.strip().splitlines()[-1].removeprefix("export SLURM_CONF=")
+        saved = {k: os.environ.get(k) for k in ("SLURM_CONF", "PATH")}
+        os.environ["SLURM_CONF"] = conf
+        os.environ["PATH"] = os.environ["PATH"] + ":/usr/sbin"
+        try:
+            yield conf
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+    finally:
+        _run("stop.sh", "--base", str(base), timeout=120)

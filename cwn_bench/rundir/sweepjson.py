@@ -1,7 +1,9 @@
 """``sweep.json`` of a sweep dir (written by ``cwn-bench submit``).
 
 ``{"name", "sweep_hash", "config", "runs": [{"name", "point"}], "submissions": [{"time",
-"cluster", "code", "commit", "dirty", "profile", "jobs": {run name: job id}}]}``.
+"cluster", "code", "commit", "dirty", "profile", "jobs": {run name: job id}, "arrays":
+[array job ids], "report_job": id or absent}], "report_job": the newest report job, or
+absent}``.
 :func:`load` checks what readers index (each run's ``name`` a plain file name and its
 ``point`` a mapping; each submission's ``jobs`` a mapping of names to ids), so that a
 malformed entry is one line naming the file, not a KeyError later.
@@ -92,3 +94,22 @@ def latest_jobs(data: dict[str, Any]) -> dict[str, tuple[str, str]]:
 
 def now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+# ---- the arrays of a submission and its report job (``submit --report``)
+
+def arrays(jobs: dict[str, str]) -> list[str]:
+    """The SLURM job ids of the arrays (or single jobs) holding ``jobs`` (run name -> job
+    id, ``<array>_<index>``), in submission order."""
+    return list(dict.fromkeys(str(job_id).split("_")[0] for job_id in jobs.values()))
+
+
+def set_report_job(data: dict[str, Any], submission: dict[str, Any], job_id: str) -> None:
+    """Record the report job of ``submission`` (the newest) in it and at the top."""
+    submission["report_job"] = data["report_job"] = job_id
+
+
+def report_job(data: dict[str, Any]) -> str | None:
+    """The newest report job's id, if a submission asked for one."""
+    job = data.get("report_job")
+    return str(job) if isinstance(job, (str, int)) and not isinstance(job, bool) else None

@@ -36,6 +36,7 @@ from cwn_bench.train.metrics import EpochMeter
 from cwn_bench.train.optim import build_optimizer, lr_at
 from cwn_bench.train.progress import Progress
 from cwn_bench.train.stopping import DEFAULT_SIGNALS, StopRequest
+from cwn_bench.train.tensorboard import EventLog
 
 COMPLETED, PREEMPTED = "completed", "preempted"
 BEFORE_RESTART = "before-restart"  # suffix of the metrics.jsonl a --restart sets aside
@@ -96,28 +97,37 @@ class Trainer:
         self.epoch = 0  # epoch in progress, 0-based
         self.meter = EpochMeter(env.device)
         self.progress = Progress(env.is_main, cfg.train.log_every, cfg.train.epochs)
+        self.step_offset = 0  # global steps before a resize that this world size's epochs do not count
+        self.resized_from: int | None = None  # the checkpoint's world size, when resumed on another
         self.resumed_from = self.resume(found)
         self.probes = probes.build(cfg, model, self.data, self.global_step, env.is_main)  # Figure 2, rank 0
+        self.events = EventLog(run_dir, cfg.train.tensorboard and env.is_main, self.global_step)
         self.last_save = time.monotonic()
 
     # ------------------------------------------------------------------ files
 
     @property
     def global_step(self) -> int:
-        return self.epoch * self.steps + self.meter.steps
+        return self.epoch * self.steps + self.meter.steps + self.step_offset
+
+    @property
+    def global_batch(self) -> int:
+        """Images per optimizer step over all ranks."""
+        return self.cfg.train.batch_size * self.env.world_size
 
     def new_record(self) -> dict[str, Any]:
         """run.json's contents for this start (collective: gathers every rank's host name)."""
         hosts = distributed.all_gather(envinfo.host(), self.env)
         previous = (runjson.read(self.run_dir) if self.env.is_main else None) or {}
         attempt = {"started": _now(), "hostnames": sorted(set(hosts)), "resumed_from": self.resumed_from,
+                   "world_size": self.env.world_size, "resized_from": self.resized_from,
                    "slurm": envinfo.slurm_ids()}
         cfg, data = self.cfg, self.data
         return {
             "config": to_dict(cfg), "seed": cfg.seed, "config_hash": config_hash(cfg),
             "status": "running", "reason": None, "env": envinfo.capture(hosts),
             "world_size": self.env.world_size, "batch_size_per_rank": cfg.train.batch_size,
-            "global_batch": cfg.train.batch_size * self.env.world_size, "steps_per_epoch": self.steps,
+            "global_batch": self.global_batch, "steps_per_epoch": self.steps,
             "device": str(self.env.device), "num_params": sum(p.numel() for p in self.eng.model.parameters()),
             "train_size": data.train_size, "val_size": data.val_size, "skipped": data.skipped,
             **data.splits, **(self.probes.info() if self.probes else {}),
@@ -138,7 +148,8 @@ class Trainer:
         if self.env.is_main:
             state = {"format": 1, "model": self.eng.model.state_dict(), "optimizer": self.eng.optimizer.state_dict(),
                      "scaler": self.eng.scaler.state_dict(), "epoch": self.epoch, "global_step": self.global_step,
-                     "meter": meter, "rng": rngs, "world_size": self.env.world_size, "data_stats": self.data.stats}
+                     "meter": meter, "rng": rngs, "world_size": self.env.world_size, "global_batch": self.global_batch,
+                     "data_stats": self.data.stats}
             checkpoint.save(state, self.ckpt_dir, self.global_step, self.cfg.train.keep_checkpoints)
         distributed.barrier(self.env)
         self.last_save = time.monotonic()
@@ -211,13 +222,31 @@ class Trainer:
         self.meter.load_state_dict(state["meter"], self.env)
         if state["world_size"] == self.env.world_size:
             rng.set_state(state["rng"][self.env.rank], self.env.device)
-        elif self.env.is_main:
-            print(f"{path}: saved with {state['world_size']} rank(s), resuming with {self.env.world_size}; "
-                  "random streams re-seeded, the run is no longer bitwise repeatable", file=sys.stderr)
+        else:
+            self.resize(state, path)
+        self.step_offset = state["global_step"] - (self.epoch * self.steps + self.meter.steps)
         if self.env.is_main:
             print(f"resuming from {path}: epoch {self.epoch + 1}, step {self.meter.steps}/{self.steps}",
                   file=sys.stderr)
         return path.name
+
+    def resize(self, state: dict[str, Any], path: Path) -> None:
+        """Continue a checkpoint of another world size (``train.allow_resize``) from the
+        images its epoch had reached: the epoch's step count is converted to this global
+        batch (rounded down: a few images may be seen twice), the random streams are
+        re-seeded.  Refused otherwise: the run would no longer be bitwise repeatable."""
+        old = state["world_size"]
+        if not self.cfg.train.allow_resize:
+            raise UserError(f"{path}: checkpoint saved with world size {old}, this start has world size "
+                            f"{self.env.world_size}; resume on {old} rank(s), or set train.allow_resize: true to "
+                            "continue from the sample count reached (not bitwise repeatable)")
+        images = self.meter.steps * state.get("global_batch", self.cfg.train.batch_size * old)
+        self.meter.steps = min(images // self.global_batch, self.steps)
+        self.resized_from = old
+        if self.env.is_main:
+            print(f"{path}: saved with world size {old}, resuming with {self.env.world_size} from image "
+                  f"{images} of epoch {self.epoch + 1} (step {self.meter.steps}); random streams re-seeded, "
+                  "the run is no longer bitwise repeatable", file=sys.stderr)
 
     # ------------------------------------------------------------------ Control
 
@@ -244,14 +273,16 @@ class Trainer:
             self.fail(f"non-finite training loss ({loss.item()}) at epoch {epoch + 1} step {meter.steps} "
                       f"(global step {self.global_step}); the last good checkpoint is kept")
         if self.progress.wants(meter.steps):  # rank 0's view of the epoch so far, no extra sync
-            img_per_s = self.cfg.train.batch_size * self.env.world_size * meter.steps / max(meter.train_s, 1e-9)
+            img_per_s = self.global_batch * meter.steps / max(meter.train_s, 1e-9)
             self.progress.step(meter.steps, loss.item(), lr, img_per_s, meter.data_s / max(meter.train_s, 1e-9))
         if self.env.is_main and meter.steps % max(self.cfg.train.log_every, 1) == 0:
-            self.log.write({"kind": "step", "epoch": epoch + 1, "step": self.global_step, "lr": lr,
-                            "loss": loss.item()})
+            rec = {"kind": "step", "epoch": epoch + 1, "step": self.global_step, "lr": lr, "loss": loss.item()}
+            self.log.write(rec)
+            self.events.write(rec)
         if self.probes is not None:  # Figure 2 probes (train/probes.py): a sync on their steps only
             for rec in self.probes.after_step(epoch + 1, self.global_step):
                 self.log.write(rec)
+                self.events.write(rec)
         if stop or due:
             self.save()
         return not stop
@@ -276,6 +307,8 @@ class Trainer:
             except UserError as also:  # e.g. the disk is full: run.json cannot say so either
                 print(f"{also} (run.json could not record the failure)", file=sys.stderr)
             raise
+        finally:
+            self.events.close()
 
     def epochs(self) -> str:
         cfg, env, eng = self.cfg, self.env, self.eng
@@ -294,10 +327,11 @@ class Trainer:
             train = self.meter.summary(env)
             eval_s = time.perf_counter() - t_eval
             peak = torch.cuda.max_memory_allocated(env.device) / 2**30 if env.device.type == "cuda" else None
-            rec = {"kind": "epoch", "epoch": epoch + 1, "step": (epoch + 1) * self.steps,
+            rec = {"kind": "epoch", "epoch": epoch + 1, "step": self.global_step,
                    "lr": self.lr(epoch, self.steps - 1), **train, **val, "eval_s": eval_s,
                    "wall_s": train["train_s"] + eval_s, "peak_gpu_mem_gib": peak}
             self.log.write(rec)  # before the checkpoint: a crash in between re-runs (and re-logs) the epoch
+            self.events.write(rec)
             self.progress.end_epoch(rec)
             self.epoch, self.meter = epoch + 1, EpochMeter(env.device)
             self.save()
