@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from cwn_bench.errors import UserError
+
 
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
@@ -24,19 +26,33 @@ def fsync_dir(path: Path) -> None:
 
 
 @contextlib.contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Turn an OSError of the block (disk full, permission denied, read-only file system)
+    into a one-line UserError naming ``path``."""
+    try:
+        yield
+    except OSError as err:
+        raise UserError(f"{path}: cannot write ({err.strerror or err}); expected a writable folder "
+                        "with free space") from None
+
+
+@contextlib.contextmanager
 def replace(path: Path, mode: str = "w") -> Iterator[IO]:
     """Yield a file opened with ``mode`` ("w" or "wb") whose content replaces ``path`` when
-    the block ends without an exception (the temporary file is removed otherwise)."""
+    the block ends without an exception (the temporary file is removed otherwise).  A
+    disk or permission error is a one-line UserError naming ``path`` (:func:`writing`);
+    the old file is then left as it was."""
     tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
+    with writing(path):
+        try:
+            with open(tmp, mode) as f:
+                yield f
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        fsync_dir(path.parent)
 
 
 def write_json(path: Path, data: Any, indent: int = 1) -> None:

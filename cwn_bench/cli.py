@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import typing
 from pathlib import Path
 
 from cwn_bench import config as cfgmod
 from cwn_bench.bench import options as bench_options
-from cwn_bench.errors import UserError
+from cwn_bench.errors import UserError, one_line
 from launch import commands as launch_commands  # submit, status (submitit imported when run)
 
 
@@ -45,7 +46,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(args.config, cfg)
     cfg.sweep = {}  # `train` runs the base values alone
     print(run_dir, flush=True)
-    return EXIT_PREEMPTED if run(cfg, run_dir) == PREEMPTED else 0
+    return EXIT_PREEMPTED if run(cfg, run_dir, restart=args.restart) == PREEMPTED else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -150,8 +151,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return failed
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors on one line, whatever the user typed (a value holding a newline)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        super().error(one_line(message, 2000))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cwn-bench", description="Centered Weight Normalization at ImageNet scale: configs, training, SLURM "
                                       "sweeps, benchmarks and reports. `cwn-bench COMMAND --help` for each command.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -168,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="experiment YAML")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, value parsed as YAML")
     p.add_argument("--run-dir", help="run directory (default: runs/<name>/<swept values>); resumed if it exists")
+    p.add_argument("--restart", action="store_true",
+                   help="if every checkpoint is unusable (*.corrupt), start over from step 0 instead of stopping")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("report", help="tables, curves and a reproducibility report from run dirs and bench JSONL")
@@ -176,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--select", nargs="+", metavar="KEY",
                    help="per dataset, model and method, pick the swept value(s) of these config keys with the lowest "
                         "mean final holdout_top1_err (val_top1_err without data.holdout): selection.csv")
-    p.add_argument("--target-top1", type=float, metavar="ERR",
+    p.add_argument("--target-top1", type=bench_options.finite, metavar="ERR",
                    help="convergence target, val top-1 error in %% (default: plain's final error per dataset/model)")
     p.set_defaults(func=cmd_report)
 
@@ -226,10 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="digits: scikit-learn's 1797 8x8 digits, upscaled; jpegs: ImageNet-sized random JPEGs "
                         "(for `bench data`)")
     p.add_argument("out", metavar="OUT", help="folder to create (absent or empty)")
-    p.add_argument("--size", type=bench_options.at_least(1),
+    p.add_argument("--size", type=bench_options.at_least(1, 8192),
                    help="image width in pixels (default: digits 32 square, jpegs 500x375)")
-    p.add_argument("--classes", type=bench_options.at_least(1), default=10, help="jpegs: class folders (default: 10)")
-    p.add_argument("--per-class", type=bench_options.at_least(1), default=50,
+    p.add_argument("--classes", type=bench_options.at_least(1, 100_000), default=10, help="jpegs: class folders (default: 10)")
+    p.add_argument("--per-class", type=bench_options.at_least(1, 10_000_000), default=50,
                    help="jpegs: train images per class, val a tenth (default: 50)")
     p.set_defaults(func=cmd_make_dataset)
 
@@ -246,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except UserError as err:
-        print(f"cwn-bench {args.command}: error: {err}", file=sys.stderr)
+        print(f"cwn-bench {args.command}: error: {one_line(err, 2000)}", file=sys.stderr)  # one line, always
         return 2
     except BrokenPipeError:  # stdout's reader left early (`cwn-bench config X | head`): no traceback
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # else the flush at exit fails again

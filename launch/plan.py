@@ -29,8 +29,8 @@ from cwn_bench.models.factory import from_config
 from cwn_bench.report.discover import discover
 from cwn_bench.report.envfields import device_name
 from cwn_bench.report.grouping import compared
-from cwn_bench.report.jsonl import Problem, read_jsonl
 from cwn_bench.report.runs import flatten, read_run
+from cwn_bench.rundir.files import Problem, read_jsonl
 
 from launch.profile import Profile
 from launch.published import PUBLISHED

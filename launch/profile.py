@@ -13,38 +13,37 @@ import dataclasses
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from cwn_bench.config import build_checked, read_yaml
-from cwn_bench.errors import UserError
+from cwn_bench.config import ONE_LINE, Range, build_checked, read_yaml
+from cwn_bench.errors import UserError, brief
 
 SIGNALS = ("USR2", "USR1", "TERM", "INT", "HUP", "URG")
-MINIMUMS = {"nodes": 1, "tasks_per_node": 1, "cpus_per_task": 1, "time_min": 1, "array_parallelism": 1,
-            "gpus_per_node": 0, "signal_delay_s": 0, "max_requeues": 0}
+Line = Annotated[str, ONE_LINE]  # every text field reaches the batch script: one line, no control characters
 
 
 @dataclass
 class Profile:
     cluster: Literal["auto", "slurm", "local", "debug"] = "auto"  # auto: slurm if sbatch is on PATH
-    runs_root: str = "runs"  # shared folder holding sweep directories (relative: to the cwd)
-    nodes: int = 1
-    tasks_per_node: int | None = None  # None: gpus_per_node, or 1 without GPUs
-    gpus_per_node: int = 0
-    cpus_per_task: int = 1  # data workers + 1 is a good start
-    mem_gb: float | None = None  # per node; None: the partition's default
-    time_min: int = 60  # time limit of one job (a requeued job gets it again)
-    partition: str | None = None
-    account: str | None = None
-    qos: str | None = None
-    constraint: str | None = None
-    signal: str = "USR2"  # preemption / time-limit warning; not USR1 with NCCL (it takes USR1)
-    signal_delay_s: int = 90  # seconds between that warning and the kill: one checkpoint must fit
-    max_requeues: int = 3  # requeues after time-outs (preemptions requeue without limit)
-    array_parallelism: int = 32  # array tasks running at once
-    setup: list[str] = field(default_factory=list)  # shell lines before the tasks (module load ...)
-    container: str | None = None  # image the tasks run in: a .sif file or a registry reference
+    runs_root: Line = "runs"  # shared folder holding sweep directories (relative: to the cwd)
+    nodes: Annotated[int, Range(1, 100_000)] = 1
+    tasks_per_node: Annotated[int, Range(1, 1024)] | None = None  # None: gpus_per_node, or 1 without GPUs
+    gpus_per_node: Annotated[int, Range(0, 1024)] = 0
+    cpus_per_task: Annotated[int, Range(1, 100_000)] = 1  # data workers + 1 is a good start
+    mem_gb: Annotated[float, Range(0, 1 << 30, low_open=True)] | None = None  # per node; None: the partition's default
+    time_min: Annotated[int, Range(1, 10**8)] = 60  # time limit of one job (a requeued job gets it again)
+    partition: Line | None = None
+    account: Line | None = None
+    qos: Line | None = None
+    constraint: Line | None = None
+    signal: Line = "USR2"  # preemption / time-limit warning; not USR1 with NCCL (it takes USR1)
+    signal_delay_s: Annotated[int, Range(0, 10**6)] = 90  # seconds between that warning and the kill: one checkpoint must fit
+    max_requeues: Annotated[int, Range(0, 10**6)] = 3  # requeues after time-outs (preemptions requeue without limit)
+    array_parallelism: Annotated[int, Range(1, 10**7)] = 32  # array tasks running at once
+    setup: list[Line] = field(default_factory=list)  # shell lines before the tasks (module load ...)
+    container: Line | None = None  # image the tasks run in: a .sif file or a registry reference
     container_runtime: Literal["pyxis", "apptainer"] = "apptainer"  # pyxis: srun --container-image
-    python: str | None = None  # the jobs' interpreter; None: this one, or python3 in a container
+    python: Line | None = None  # the jobs' interpreter; None: this one, or python3 in a container
 
     @property
     def tasks(self) -> int:
@@ -62,8 +61,10 @@ def load_profile(path: str | Path | None, overrides: dict[str, Any] | None = Non
         data = read_yaml(Path(path), "cluster profile") or {}
     if not isinstance(data, dict):
         raise UserError(f"{source}: a cluster profile must be a mapping of {', '.join(field_names())}")
-    data = {**data, **{k: v for k, v in (overrides or {}).items() if v is not None}}
-    profile = build_checked(Profile, data, source, MINIMUMS)
+    flags = {k: v for k, v in (overrides or {}).items() if v is not None}
+    data = {**data, **flags}
+    source += " with the command-line flags" if flags else ""
+    profile = build_checked(Profile, data, source)
     _check(profile, source)
     return profile
 
@@ -75,7 +76,7 @@ def field_names() -> list[str]:
 def _check(p: Profile, source: str) -> None:
     p.signal = p.signal.upper().removeprefix("SIG")
     if p.signal not in SIGNALS:
-        raise UserError(f"{source}: signal {p.signal!r} is not one of {', '.join(SIGNALS)}")
+        raise UserError(f"{source}: signal {brief(p.signal)} is not one of {', '.join(SIGNALS)}")
     if p.signal == "USR1" and p.gpus_per_node > 0:
         raise UserError(f"{source}: signal USR1 with GPUs: NCCL intercepts SIGUSR1; use USR2")
     if p.container is not None and not p.container.strip():

@@ -3,7 +3,7 @@ cluster keeps no accounting) and the run directories; the report job's state; an
 ``--wait``'s progress display.
 
 A job of submitit's local executor has no sacct record: if its run.json says running but
-no process holds the run directory's lock (:func:`cwn_bench.train.runlock.holder`), it
+no process holds the run directory's lock (:func:`cwn_bench.rundir.lock.holder`), it
 was stopped or killed, and the row says so.  Without accounting, a SLURM job that squeue
 no longer lists (ended more than MinJobAge ago) is known only from its run directory: a
 run.json still saying running is shown as stopped."""
@@ -20,13 +20,10 @@ import submitit
 from submitit.core.utils import JobPaths
 from tqdm import tqdm
 
-from cwn_bench.errors import UserError
-from cwn_bench.report.jsonl import read_jsonl
-from cwn_bench.train import record, runlock
-from cwn_bench.train.metrics import METRICS
+from cwn_bench.rundir import METRICS, metrics, runjson, sweepjson
+from cwn_bench.rundir import lock as runlock
 
 from launch import slurm_state
-from launch import sweep as sweepmod
 from launch.submit import JOBS
 
 ACTIVE = ("RUNNING", "COMPLETING")
@@ -59,17 +56,9 @@ def _run_files(run_dir: Path) -> tuple[dict[str, Any] | None, dict[str, Any] | N
     """(run.json, last epoch record, problems reading them).  Each file is read on its
     own, so a bad metrics line (e.g. one being written right now) hides neither
     run.json nor the epoch records before it."""
-    problems = []
-    try:
-        run_json = record.read(run_dir)
-    except UserError as err:
-        run_json = None
-        problems.append(str(err))
-    path = run_dir / METRICS
-    recs, bad = read_jsonl(path) if path.exists() else ([], [])
-    problems += [f"{p.path}{f' line {p.line}' if p.line else ''}: {p.problem}" for p in bad]
-    last = next((r for r in reversed(recs) if r.get("kind") == "epoch"), None)
-    return run_json, last, "; ".join(problems)
+    run_json, bad = runjson.load(run_dir)
+    recs, bad_lines = metrics.load(run_dir / METRICS)
+    return run_json, metrics.last_epoch(recs), "; ".join(map(str, bad + bad_lines))
 
 
 def rows(root: Path) -> list[Row]:
@@ -79,19 +68,19 @@ def rows(root: Path) -> list[Row]:
 def table_and_notes(root: Path) -> tuple[list[Row], list[str]]:
     """The rows, and lines saying where the SLURM states came from and how the report
     job (``submit --report``) stands."""
-    data = sweepmod.read(root)
-    latest = sweepmod.latest_jobs(data)
-    report_job = sweepmod.report_job(data)
+    data = sweepjson.read(root)
+    latest = sweepjson.latest_jobs(data)
+    report_job = sweepjson.report_job(data)
     slurm_ids = [job for cluster, job in latest.values() if cluster == "slurm"]
     states = slurm_state.query(slurm_ids + ([report_job] if report_job else []))
-    epochs = data["config"]["train"]["epochs"]
+    epochs = runjson.planned_epochs(data)
     out = []
     for run in data["runs"]:
         row = Row(run["name"])
         cluster, row.job = latest.get(row.run, ("-", "-"))
         state = states.get(row.job)
         run_json, last, problem = _run_files(root / row.run)
-        epochs_total = (run_json or {}).get("config", {}).get("train", {}).get("epochs", epochs)
+        epochs_total = (runjson.planned_epochs(run_json) if run_json else None) or epochs or "?"
         if last:
             row.epoch = f"{last['epoch']}/{epochs_total}"
             row.val_top1_err, row.img_per_s = last.get("val_top1_err"), last.get("img_per_s")
@@ -129,7 +118,10 @@ def _notes(root: Path, states: slurm_state.States, on_slurm: bool, report_job: s
 
 
 def _fmt(value: Any) -> str:
-    return "-" if value is None else f"{value:.2f}" if isinstance(value, float) else str(value)
+    """A cell as printable text: a run name or reason from a run dir cannot move the
+    cursor or recolour the terminal (control characters show as U+FFFD)."""
+    text = "-" if value is None else f"{value:.2f}" if isinstance(value, float) else str(value)
+    return "".join(ch if ch.isprintable() else "\ufffd" for ch in text)
 
 
 def render(table: list[Row]) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import shlex
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,10 @@ from typing import Any
 import submitit
 from submitit.slurm.slurm import _make_sbatch_string
 
-from cwn_bench.config import Config, set_value, to_dict
+from cwn_bench.config import Config, check_line, set_value, to_dict
 from cwn_bench.errors import UserError
-from cwn_bench.train import record as run_json
-from cwn_bench.train import runlock
+from cwn_bench.rundir import SWEEP_JSON, runjson, sweepjson
+from cwn_bench.rundir import lock as runlock
 
 from launch import container, slurm_state, snapshot
 from launch import sweep as sweepmod
@@ -77,7 +76,11 @@ def slurm_parameters(profile: Profile, code: Path | None, name: str, binds: list
         "setup": setup_lines(profile, code), "additional_parameters": extra,
         "srun_args": container.srun_args(profile, binds, code) or None,
     }
-    return {k: v for k, v in params.items() if v is not None}
+    params = {k: v for k, v in params.items() if v is not None}
+    for key, value in params.items():  # the profile's fields are checked; this also covers derived values
+        for text in value if isinstance(value, list) else value.values() if isinstance(value, dict) else [value]:
+            check_line(str(text), f"batch script: {key}")
+    return params
 
 
 def make_executor(cluster: str, profile: Profile, folder: Path, code: Path | None, name: str,
@@ -97,22 +100,26 @@ def make_executor(cluster: str, profile: Profile, folder: Path, code: Path | Non
 
 
 def absolute_paths(cfg: Config) -> None:
-    """Jobs start in the snapshot folder: a relative ``data.root`` is made absolute (from
-    the submitting directory) before the sweep is hashed."""
+    """Jobs start in the snapshot folder: a relative ``data.root`` (base value or swept
+    values) is made absolute (from the submitting directory) before the sweep is hashed."""
+    swept = cfg.sweep.pop("data.root", None)  # set_value would drop it from the sweep
     if cfg.data.root and not os.path.isabs(cfg.data.root):
         set_value(cfg, "data.root", os.path.abspath(cfg.data.root))
+    if swept is not None:
+        cfg.sweep["data.root"] = [os.path.abspath(v) if v and not os.path.isabs(v) else v for v in swept]
 
 
 def _previous_status(run_dir: Path) -> str | None:
-    data = run_json.read(run_dir)
+    data = runjson.read(run_dir)
     return data["status"] if data else None
 
 
-def _unfinished(cfg: Config, profile: Profile, record: dict[str, Any], sub: Submission) -> list[tuple[str, TrainTask]]:
+def _unfinished(cfg: Config, profile: Profile, record: dict[str, Any], sub: Submission,
+                restart: bool) -> list[tuple[str, TrainTask]]:
     """The runs to submit, in sweep order; the others go to ``sub.skipped`` with the
     reason (run.json says completed, SLURM still has the run's last job, or a process
     holds the run directory's lock)."""
-    latest = sweepmod.latest_jobs(record)
+    latest = sweepjson.latest_jobs(record)
     slurm_jobs = [job for cluster, job in latest.values() if cluster == "slurm"]
     states = slurm_state.query(slurm_jobs) if sub.cluster == "slurm" else {}
     todo = []
@@ -126,7 +133,7 @@ def _unfinished(cfg: Config, profile: Profile, record: dict[str, Any], sub: Subm
         elif (who := runlock.holder(run_dir)) is not None:
             sub.skipped[name] = f"training now ({who})"
         else:
-            todo.append((name, TrainTask(to_dict(run_cfg), str(run_dir), profile.signal)))
+            todo.append((name, TrainTask(to_dict(run_cfg), str(run_dir), profile.signal, restart)))
     return todo
 
 
@@ -150,6 +157,8 @@ def _dry_run_scripts(cfg: Config, profile: Profile, root: Path, code: Path, bind
         return _make_sbatch_string(command=command, folder=root / JOBS, **slurm_parameters(prof, code, name, binds),
                                    **extra)
 
+    if len(sizes) == 1 and not report:  # one script, alone: it starts with its #! line (`> job.sh` runs)
+        return script(profile, cfg.name, map_count=sizes[0])
     parts = [f"# array {i + 1}/{len(sizes)} ({n} task(s))\n" + script(profile, cfg.name, map_count=n)
              for i, n in enumerate(sizes)]
     if report:
@@ -159,17 +168,19 @@ def _dry_run_scripts(cfg: Config, profile: Profile, root: Path, code: Path, bind
 
 
 def submit_sweep(cfg: Config, profile: Profile, *, dry_run: bool = False, allow_dirty: bool = False,
-                 report: bool = False) -> Submission:
-    """Submit every unfinished point of ``cfg``'s sweep (see the module docstring)."""
+                 report: bool = False, restart: bool = False) -> Submission:
+    """Submit every unfinished point of ``cfg``'s sweep (see the module docstring);
+    ``restart``: a run whose checkpoints are all unusable starts over (``train --restart``)."""
     absolute_paths(cfg)
     root = sweepmod.sweep_dir(cfg, profile.runs_root)
+    check_line(str(root), "sweep dir")  # it is written into the batch script (cd, --output)
     sub = Submission(root, resolve_cluster(profile))
     cluster = sub.cluster
     if cluster != "slurm" and (profile.container or report):
         what = f"container {profile.container}" if profile.container else "--report (a job that waits for the arrays)"
         raise UserError(f"{what}: needs --cluster slurm, got --cluster {cluster}")
-    record = sweepmod.read(root) if (root / sweepmod.SWEEP_JSON).exists() else sweepmod.new_record(cfg)
-    todo = _unfinished(cfg, profile, record, sub)
+    record = sweepjson.read(root) if (root / SWEEP_JSON).exists() else sweepjson.new_record(cfg)
+    todo = _unfinished(cfg, profile, record, sub, restart)
     if not todo:
         return sub
     code = root / "code" / str(len(record["submissions"]) + 1)
@@ -190,19 +201,19 @@ def submit_sweep(cfg: Config, profile: Profile, *, dry_run: bool = False, allow_
             sub.submitted.update({name: job.job_id for (name, _), job in zip(group, batch)})
         if report:
             reporter = make_executor(cluster, report_profile(profile), root / JOBS, code, f"{cfg.name}-report", binds)
-            reporter.update_parameters(dependency="afterany:" + ":".join(sweepmod.arrays(sub.submitted)))
+            reporter.update_parameters(dependency="afterany:" + ":".join(sweepjson.arrays(sub.submitted)))
             sub.report_job = reporter.submit(ReportTask(str(root)))
     except (OSError, RuntimeError) as err:  # sbatch refused (FailedJobError is a RuntimeError)
         reason = "; ".join(line.strip() for line in str(err).splitlines() if line.strip())  # sbatch: several lines
         raise UserError(f"{root}: submission to {cluster} failed: {reason}") from None
     finally:  # what was submitted is recorded, also when a later array (or the report job) was refused
         if sub.jobs:
-            sub.arrays = sweepmod.arrays(sub.submitted) if cluster == "slurm" else []
-            submission = {"time": sweepmod.now(), "cluster": cluster, "code": str(code), "commit": snap["commit"],
+            sub.arrays = sweepjson.arrays(sub.submitted) if cluster == "slurm" else []
+            submission = {"time": sweepjson.now(), "cluster": cluster, "code": str(code), "commit": snap["commit"],
                           "dirty": snap["dirty"], "profile": dataclasses.asdict(profile), "jobs": sub.submitted,
                           "arrays": sub.arrays}
             record["submissions"].append(submission)
             if sub.report_job is not None:
-                sweepmod.set_report_job(record, submission, sub.report_job.job_id)
-            sweepmod.write(root, record)
+                sweepjson.set_report_job(record, submission, sub.report_job.job_id)
+            sweepjson.write(root, record)
     return sub

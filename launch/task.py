@@ -43,10 +43,11 @@ class TrainTask(Checkpointable):
     Picklable, plain data only, so a job requeued later unpickles it with the snapshot's
     code."""
 
-    def __init__(self, config: dict[str, Any], run_dir: str, signal_name: str = "USR2") -> None:
+    def __init__(self, config: dict[str, Any], run_dir: str, signal_name: str = "USR2", restart: bool = False) -> None:
         self.config = config
         self.run_dir = run_dir
         self.signal_name = signal_name
+        self.restart = restart  # start over if no checkpoint is usable (`train --restart`)
 
     def __call__(self) -> dict[str, Any]:
         """Returns ``{"status": "completed" | "preempted", "rank", "code"}``; ``code`` is
@@ -58,7 +59,7 @@ class TrainTask(Checkpointable):
             rank = dist.rank
         sig = getattr(signal, "SIG" + self.signal_name)
         submitit_handler = signal.getsignal(sig)
-        status = run(from_dict(self.config, self.run_dir), self.run_dir, signals=(sig,))
+        status = run(from_dict(self.config, self.run_dir), self.run_dir, signals=(sig,), restart=self.restart)
         if status == "preempted" and rank == 0 and callable(submitit_handler):
             if os.environ.get("SUBMITIT_EXECUTOR") == "slurm" and shutil.which("scontrol") is None:
                 # submitit requeues with scontrol from inside the task: not there in a container
@@ -72,7 +73,7 @@ class TrainTask(Checkpointable):
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> DelayedSubmission:
         """Requeue the same run: the new job resumes ``run_dir``'s newest checkpoint."""
-        return DelayedSubmission(type(self)(self.config, self.run_dir, self.signal_name))
+        return DelayedSubmission(type(self)(self.config, self.run_dir, self.signal_name, self.restart))
 
 
 class ReportTask:

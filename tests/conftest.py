@@ -27,7 +27,7 @@ def digits_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_digits_dataset(tmp_path_factory.mktemp("digits") / "digits", size=32)
 
 
-HOLD = ("import sys, time; from pathlib import Path; from cwn_bench.train.runlock import exclusive\n"
+HOLD = ("import sys, time; from pathlib import Path; from cwn_bench.rundir.lock import exclusive\n"
         "with exclusive(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)")
 
 

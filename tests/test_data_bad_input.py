@@ -62,15 +62,18 @@ def test_fewer_samples_than_ranks(small_root, loader):
 
 def make_corrupt(root, kind, split="train"):
     path = root / split / "1" / "bad.jpg"
+    good = sorted((root / split / "1").glob("*.jpg"))[0].read_bytes()
     if kind == "text":
         path.write_text("this is not an image\n")
+    elif kind == "bomb":  # a decompression bomb: a small, complete JPEG whose frame header says 60000x60000
+        sof = good.index(b"\xff\xc0")
+        path.write_bytes(good[:sof + 5] + (60000).to_bytes(2, "big") * 2 + good[sof + 9:])
     else:  # a real JPEG cut in half
-        good = sorted((root / split / "1").glob("*.jpg"))[0].read_bytes()
         path.write_bytes(good[: len(good) // 2])
     return path
 
 
-@pytest.mark.parametrize("kind", ["text", "truncated"])
+@pytest.mark.parametrize("kind", ["text", "truncated", "bomb"])
 @pytest.mark.parametrize("loader", LOADERS)
 def test_corrupt_file_is_named_or_skipped_and_counted(small_root, loader, kind):
     bad = make_corrupt(small_root, kind)
@@ -131,8 +134,9 @@ def test_a_skipped_file_is_not_read_again(small_root, loader):
 
 
 @pytest.mark.parametrize("loader", LOADERS)
-def test_bench_data_reports_bad_input_in_one_line(small_root, loader, tmp_path, capsys):
-    bad = make_corrupt(small_root, "truncated")
+@pytest.mark.parametrize("kind", ["truncated", "bomb"])
+def test_bench_data_reports_bad_input_in_one_line(small_root, loader, tmp_path, capsys, kind):
+    bad = make_corrupt(small_root, kind)
     out = tmp_path / "bench.jsonl"
     args = ["bench", "data", str(small_root), "--loader", loader, "--batch-size", "4", "--image-size", "32",
             "--warmup", "0", "--out", str(out)]

@@ -74,14 +74,15 @@ def test_dry_run_prints_the_array_script_and_submits_nothing(tmp_path, capsys, m
     assert cli.main(["submit", str(cfg), "--dry-run", "--cluster", "slurm", "--runs-root", "out", "--nodes", "2",
                      "--gpus-per-node", "4", "--partition", "gpu", "--account", "proj", "--time", "240",
                      "--array-parallelism", "2", "--setup", "module load 'cuda 12'"]) == 0
-    out = capsys.readouterr().out
-    sweep_dir = next(line for line in out.splitlines() if line.startswith("sweep: "))[7:]
+    out, err = capsys.readouterr()
+    assert out.startswith("#!/bin/bash") and "sweep: " not in out  # the script alone: `> job.sh` runs
+    sweep_dir = next(line for line in err.splitlines() if line.startswith("sweep: "))[7:]
     for line in ("#SBATCH --array=0-2%2", "#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=4",
                  "#SBATCH --gpus-per-node=4", "#SBATCH --partition=gpu", "#SBATCH --account=proj",
                  "#SBATCH --time=240", "#SBATCH --signal=USR2@90", "module load 'cuda 12'",
                  f"cd {sweep_dir}/code/1", "export SUBMITIT_PREEMPT_SIGNAL=USR2"):
         assert line in out.splitlines(), line
-    assert out.count("slurm job (dry run)") == 3
+    assert err.count("slurm job (dry run)") == 3
     assert Path(sweep_dir).parent == tmp_path / "out" and not Path(sweep_dir).exists()
 
 
@@ -149,8 +150,9 @@ def test_local_executor_runs_the_sweep_from_the_snapshot(digits_root, tmp_path, 
 
 
 def test_status_keeps_run_json_and_earlier_epochs_when_metrics_ends_in_a_half_line(tmp_path):
-    from cwn_bench.train import record
-    from launch import status, sweep
+    from cwn_bench.rundir import runjson as record
+    from cwn_bench.rundir import sweepjson as sweep
+    from launch import status
 
     cfg = load_config(_config(tmp_path, tmp_path / "digits"))
     root = tmp_path / "sweep"
@@ -167,8 +169,9 @@ def test_status_keeps_run_json_and_earlier_epochs_when_metrics_ends_in_a_half_li
 
 
 def test_status_tells_a_local_run_that_nothing_trains_any_more_from_a_running_one(tmp_path, lock_holder):
-    from cwn_bench.train import record
-    from launch import status, sweep
+    from cwn_bench.rundir import runjson as record
+    from cwn_bench.rundir import sweepjson as sweep
+    from launch import status
 
     cfg = load_config(_config(tmp_path, tmp_path / "digits"))
     root = tmp_path / "sweep"
@@ -184,3 +187,18 @@ def test_status_tells_a_local_run_that_nothing_trains_any_more_from_a_running_on
     lock_holder(root / name)
     (row,) = status.rows(root)
     assert (row.status, row.reason) == ("running", "")
+
+
+def test_status_prints_no_terminal_control_from_a_run_dir(tmp_path):
+    from cwn_bench.rundir import runjson, sweepjson
+    from launch import status
+
+    cfg = load_config(_config(tmp_path, tmp_path / "digits"))
+    root = tmp_path / "sweep"
+    sweepjson.write(root, sweepjson.new_record(cfg))
+    (name,) = [r["name"] for r in sweepjson.read(root)["runs"]]
+    (root / name).mkdir()
+    runjson.write(root / name, {"status": "failed", "reason": "boom\x1b]0;owned\x07\x1b[2J\nsecond line"})
+    text = status.render(status.rows(root))
+    assert "\x1b" not in text and "\x07" not in text and "boom\ufffd]0;owned" in text
+    assert len(text.splitlines()) == 2  # header and the one run

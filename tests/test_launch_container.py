@@ -28,7 +28,7 @@ def _config(tmp, digits, seeds: int) -> str:
 
 @pytest.fixture
 def dry_slurm(monkeypatch, tmp_path, capsys):
-    """`cwn-bench submit --dry-run --cluster slurm ARGS`'s output lines, as if sbatch were
+    """`cwn-bench submit --dry-run --cluster slurm ARGS`'s output lines (stdout, then stderr), as if sbatch were
     here and MaxArraySize were 2."""
     monkeypatch.setattr("launch.profile.shutil.which", lambda name: "/usr/bin/" + name)
     monkeypatch.setattr(slurm_state, "max_array_size", lambda: 2)
@@ -37,7 +37,8 @@ def dry_slurm(monkeypatch, tmp_path, capsys):
         argv = ["submit", _config(tmp_path, tmp_path / "digits", seeds), "--dry-run", "--cluster", "slurm",
                 "--runs-root", str(tmp_path / "runs"), *args]
         assert cli.main(argv) == 0
-        return capsys.readouterr().out.splitlines()
+        out, err = capsys.readouterr()  # the script(s) on stdout, the sweep dir and job lines on stderr
+        return out.splitlines() + err.splitlines()
 
     return submit
 
@@ -168,7 +169,7 @@ def test_a_preempted_task_without_scontrol_is_not_requeued_and_says_how_to_resum
                        "SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_JOB_NUM_NODES": "1",
                        "SLURM_JOB_NODELIST": "n1"}.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setattr(task, "run", lambda cfg, run_dir, signals: "preempted")
+    monkeypatch.setattr(task, "run", lambda cfg, run_dir, signals, restart=False: "preempted")
     requeued = []
     previous = signal.signal(signal.SIGUSR2, lambda *args: requeued.append(args))  # stands for submitit's handler
     try:

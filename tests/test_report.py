@@ -170,7 +170,7 @@ def test_corrupt_and_truncated_lines_are_skipped_and_counted(tmp_path):
 
 
 def test_missing_runs_of_a_sweep_are_listed(tmp_path):
-    # sweep.json as launch/sweep.py writes it: runs [{name, point}], submissions [{jobs}].
+    # sweep.json as cwn_bench/rundir/sweepjson.py writes it: runs [{name, point}], submissions [{jobs}].
     points = [{"model.method": m} for m in ("plain", "wn", "cwn")]
     sweep = tmp_path / "demo-1234abcd"
     sweep.mkdir()
@@ -342,6 +342,45 @@ def test_device_name_reads_old_and_new_env_records():
     assert device_name({"card": "H200", "gpu": {"names": ["H100", "H200"]}}) == "H200"  # bench on cuda:1
     assert device_name({"gpu": {"names": ["H100"]}, "cpu": "Xeon"}) == "H100"  # run.json
     assert device_name({"gpu": "H100", "cpu": "Xeon"}) == device_name({"gpu": None, "cpu": "H100"}) == "H100"  # old bench
+
+
+def test_report_md_keeps_hostile_names_and_values_inert(tmp_path):
+    hostile = "<img src=x onerror=alert(1)>|[link](javascript:x)\nnext"
+    write_run(tmp_path / "runs", "a<b>|c", [10.0], method=hostile)
+    md, _ = report(tmp_path, tmp_path / "runs")
+    text = md.read_text()
+    assert "<img" not in text and "<b>" not in text and "&lt;img" in text
+    assert not re.search(r"(?<!\\)\]\(javascript", text) and r"\[link\](javascript" in text  # no live link
+    assert any(line.startswith("| ") and "onerror" in line for line in text.splitlines())
+    tables = re.findall(r"(?m)(?:^\|.*\n)+", text)
+    for table in tables:  # every row of a table has its header's cells: no cell split or row broken
+        cells = {len(re.findall(r"(?<!\\)\|", row)) for row in table.splitlines()}
+        assert len(cells) == 1, table
+
+
+def test_a_failed_write_leaves_the_previous_report_whole(tmp_path, monkeypatch):
+    write_run(tmp_path / "runs", "r", [10.0])
+    md, out = report(tmp_path, tmp_path / "runs")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    real = Path.write_text
+
+    def full_disk(self, *args, **kwargs):
+        if self.name == "report.md":
+            raise OSError(28, "No space left on device", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    with pytest.raises(UserError, match=r"report.md: cannot write the report \(No space left on device\)"):
+        report(tmp_path, tmp_path / "runs")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "runs"]  # no temporary folder left
+
+
+def test_out_holding_other_files_is_refused(tmp_path):
+    write_run(tmp_path / "runs", "r", [10.0])
+    with pytest.raises(UserError, match="holds files a report does not write .*r"):
+        write_report([tmp_path / "runs"], tmp_path / "runs")
+    assert (tmp_path / "runs" / "r" / "run.json").exists()
 
 
 def test_paper_tables_1_and_2_matched_by_method_and_init(tmp_path):

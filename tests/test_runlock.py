@@ -7,8 +7,8 @@ import time
 import pytest
 
 from cwn_bench.errors import UserError
-from cwn_bench.train import runlock
-from cwn_bench.train.runlock import exclusive, holder
+from cwn_bench.rundir import lock as runlock
+from cwn_bench.rundir.lock import exclusive, holder
 
 def test_second_writer_waits_then_fails_naming_the_holder_and_lock_dies_with_it(tmp_path, lock_holder):
     assert holder(tmp_path) is None  # no lock file yet

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cwn_bench.train import record
+from cwn_bench.rundir import runjson as record
+from cwn_bench.rundir import sweepjson as sweep
 
-from launch import status, sweep
+from launch import status
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 

@@ -7,6 +7,7 @@ processes.  Resume comparisons are bitwise (``torch.equal``) with train.determin
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import importlib
 import json
@@ -28,7 +29,7 @@ from cwn_bench.config import SchedConfig, load_config
 from cwn_bench.data import build, module
 from cwn_bench.errors import UserError
 from cwn_bench.train import TrainingFailed, checkpoint, run
-from cwn_bench.train.metrics import MetricsLog
+from cwn_bench.rundir.metrics import MetricsLog
 from cwn_bench.train.optim import lr_at, param_groups
 from cwn_bench.train.stopping import StopRequest
 
@@ -142,9 +143,14 @@ def test_weight_decay_exempts_scales_biases_and_bn():
     assert len(param_groups(model, OptimConfig())) == 1
 
 
+def _state(step: int) -> dict:
+    """A checkpoint's keys (checkpoint.REQUIRED) around a marker tensor."""
+    return {**{k: 0 for k in checkpoint.REQUIRED}, "step": step, "w": torch.full((3,), float(step))}
+
+
 def test_checkpoints_are_pruned_and_a_corrupt_newest_falls_back(tmp_path, capsys):
     for step in (4, 8, 12):
-        checkpoint.save({"step": step, "w": torch.full((3,), float(step))}, tmp_path, step, keep=2)
+        checkpoint.save(_state(step), tmp_path, step, keep=2)
     assert [p.name for p in sorted(tmp_path.glob("ckpt-*.pt"))] == ["ckpt-000000008.pt", "ckpt-000000012.pt"]
     assert not list(tmp_path.glob("*.tmp"))
     newest = tmp_path / "ckpt-000000012.pt"
@@ -153,8 +159,27 @@ def test_checkpoints_are_pruned_and_a_corrupt_newest_falls_back(tmp_path, capsys
     assert state["step"] == 8 and path.name == "ckpt-000000008.pt"
     assert "unreadable" in capsys.readouterr().err and (tmp_path / "ckpt-000000012.pt.corrupt").exists()
     (tmp_path / "ckpt-000000008.pt").write_bytes(b"garbage")
-    with pytest.raises(UserError, match="no readable checkpoint"):
+    with pytest.raises(UserError, match="no usable checkpoint .* --restart"):
         checkpoint.load_latest(tmp_path)
+    with pytest.raises(UserError, match="no usable checkpoint"):  # started again (a requeue): still no step 0
+        checkpoint.load_latest(tmp_path)
+    assert checkpoint.load_latest(tmp_path, restart=True) is None  # told to start over
+
+
+def test_a_checkpoint_without_a_harness_key_is_unusable_and_a_read_error_renames_nothing(tmp_path, monkeypatch):
+    checkpoint.save(_state(4), tmp_path, 4, keep=2)
+    torch.save({"model": {}}, tmp_path / "ckpt-000000008.pt")  # a valid torch file, not our checkpoint
+    state, path = checkpoint.load_latest(tmp_path)
+    assert state["step"] == 4 and (tmp_path / "ckpt-000000008.pt.corrupt").exists()
+
+    def eio(self):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(Path, "read_bytes", eio)
+    with pytest.raises(UserError, match=r"ckpt-000000004.pt: cannot read checkpoint \(Input/output error\).*nothing "
+                                        "was renamed"):
+        checkpoint.load_latest(tmp_path)
+    assert (tmp_path / "ckpt-000000004.pt").exists()
 
 
 def test_metrics_truncate_keeps_what_the_checkpoint_covers(tmp_path):
@@ -432,7 +457,7 @@ def test_two_ranks_both_fail_at_once_when_rank_0_finds_no_readable_checkpoint(tm
     procs, outs = train_two_ranks(config, run_dir, timeout=120)
     assert [p.returncode for p in procs] == [2, 2], outs[0][1][-2000:] + outs[1][1][-2000:]
     for _, err in outs:
-        assert "no readable checkpoint" in err.strip().splitlines()[-1]
+        assert "no usable checkpoint" in err.strip().splitlines()[-1]
 
 
 def test_nan_loss_stops_with_failed_status_and_keeps_the_good_checkpoint(tmp_path, digits_root):
@@ -563,3 +588,37 @@ def test_cuda_graphs_are_refused_on_a_cpu_in_one_line(tmp_path, digits_root):
     config = write_config(tmp_path, digits_root, train={"cuda_graph": True})
     with pytest.raises(UserError, match="train.cuda_graph=true needs a GPU"):
         run(load_config(config), tmp_path / "run")
+
+
+def test_another_model_s_checkpoint_is_unusable_and_the_run_never_restarts_from_zero_untold(tmp_path, digits_root,
+                                                                                             capsys):
+    """A valid checkpoint of another model (hidden 32-16 vs 8) is renamed *.corrupt; with no
+    other, the run stops, and stops again when started again (a requeue), until --restart,
+    which keeps the old metrics aside."""
+    from cwn_bench import cli as cli_main
+
+    other = write_config(tmp_path, digits_root, train={"epochs": 1, "steps_per_epoch": 4})
+    assert run(load_config(other), tmp_path / "other") == "completed"
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    newest = sorted((tmp_path / "other" / "checkpoints").glob("ckpt-*.pt"))[-1]
+    shutil.copy(newest, run_dir / "checkpoints" / newest.name)
+    (run_dir / "metrics.jsonl").write_text('{"kind": "epoch", "epoch": 1, "step": 4}\n')
+    mine = write_config(tmp_path / "run", digits_root, model={"hidden": [8]}, train={"epochs": 1, "steps_per_epoch": 4})
+    argv = ["train", str(mine), "--run-dir", str(run_dir)]
+    for start in range(2):
+        assert cli_main.main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert "no usable checkpoint" in err[-1] and "--restart" in err[-1] and "Traceback" not in "\n".join(err)
+        assert start == 1 or "holds another model (" in "\n".join(err)
+    assert (run_dir / "checkpoints" / f"{newest.name}.corrupt").exists()
+    assert cli_main.main([*argv, "--restart"]) == 0
+    capsys.readouterr()
+    assert (run_dir / "metrics.jsonl.before-restart").read_text() == '{"kind": "epoch", "epoch": 1, "step": 4}\n'
+    assert [r["epoch"] for r in records(run_dir, "epoch")] == [1]
+    fresh = tmp_path / "fresh"  # --restart at the start that finds the checkpoint unusable
+    (fresh / "checkpoints").mkdir(parents=True)
+    shutil.copy(newest, fresh / "checkpoints" / newest.name)
+    (fresh / "metrics.jsonl").write_text('{"kind": "epoch", "epoch": 1, "step": 4}\n')
+    assert cli_main.main(["train", str(mine), "--run-dir", str(fresh), "--restart"]) == 0
+    assert (fresh / "metrics.jsonl.before-restart").exists() and (fresh / "checkpoints" / f"{newest.name}.corrupt").exists()

@@ -54,6 +54,7 @@ def test_reads_the_published_layout_and_splits_ten_test_images_per_subject(tmp_p
     ("parent", "no yaleBNN subject folders .*CroppedYale exists: point data.root at it"),
     ("few", "yaleB02: 10 non-ambient .pgm images; expected more than 10"),
     ("corrupt", "yaleB01_P00A\\+000E\\+00.pgm: unreadable PGM image"),
+    ("bomb", "yaleB01_P00A\\+000E\\+00.pgm: unreadable PGM image .*decompression bomb"),  # a small file, a huge header
     ("size", "yaleB05_P00A\\+000E\\+00.pgm: 20x24 pixels, but .*yaleB01_P00A\\+000E\\+00.pgm is 21x24"),
 ])
 def test_a_malformed_folder_is_one_line_naming_the_path(tmp_path, damage, message):
@@ -67,6 +68,8 @@ def test_a_malformed_folder_is_one_line_naming_the_path(tmp_path, damage, messag
             f.unlink()
     elif damage == "corrupt":
         (root / "yaleB01" / "yaleB01_P00A+000E+00.pgm").write_bytes(b"P5\n21 24\n255\n" + b"\0" * 7)
+    elif damage == "bomb":
+        (root / "yaleB01" / "yaleB01_P00A+000E+00.pgm").write_bytes(b"P5\n10000 10000\n255\n" + b"\0" * 7)
     else:
         Image.fromarray(np.zeros((24, 20), np.uint8), mode="L").save(root / "yaleB05" / "yaleB05_P00A+000E+00.pgm")
     with pytest.raises(UserError, match=message) as err:

@@ -34,7 +34,7 @@ from cwn_bench.bench.shapes import LayerShape, resolve_shapes
 from cwn_bench.bench.table import print_table
 from cwn_bench.bench.timing import Workload, capture_graph, summarize, time_pairs
 from cwn_bench.bench.variants import Unavailable, build_layer
-from cwn_bench.errors import UserError
+from cwn_bench.errors import UserError, brief
 
 COMPILING = {"cwn-compiled": "torch.compile", "cwn-triton": "Triton"}  # variant -> what compiles it
 
@@ -46,7 +46,7 @@ def resolve_device(name: str | None) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise UserError(f"--device {name!r}: expected cpu, cuda or cuda:N") from None
+        raise UserError(f"--device {brief(name)}: expected cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"--device {name}: no CUDA device is visible to torch on this machine")
     if device.type not in ("cpu", "cuda"):
@@ -57,7 +57,7 @@ def resolve_device(name: str | None) -> torch.device:
 def _check_choices(flag: str, values: list[str], allowed: tuple[str, ...]) -> None:
     for value in values:
         if value not in allowed:
-            raise UserError(f"{flag}: unknown value {value!r}; expected one of {', '.join(allowed)}")
+            raise UserError(f"{flag}: unknown value {brief(value)}; expected one of {', '.join(allowed)}")
 
 
 def _resolve(spec: ConvBenchSpec) -> tuple[torch.device, list[LayerShape], list[str], int, int]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,15 +75,30 @@ def resolve_pairs(bench: str, device_type: str, reps: int | None, warmup: int | 
     return reps, warmup
 
 
-def at_least(low: int) -> Callable[[str], int]:
-    """argparse type: an int >= ``low`` (``--batch-size 0`` is a usage error, not a crash)."""
+def at_least(low: int, high: int | None = None) -> Callable[[str], int]:
+    """argparse type: an int >= ``low`` (and <= ``high``): ``--batch-size 0`` or a size
+    that no memory holds is a usage error, not a crash."""
     def parse(text: str) -> int:
         value = int(text)
         if value < low:
             raise argparse.ArgumentTypeError(f"expected an integer of at least {low}, got {value}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"expected an integer of at most {high}, got {value}")
         return value
     parse.__name__ = "int"  # argparse's "invalid int value: 'abc'" for non-numbers
     return parse
+
+
+def finite(text: str) -> float:
+    """argparse type: a float that is not NaN or infinite (``--img-per-s nan`` is a usage
+    error, not a traceback further down)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {value}")
+    return value
+
+
+finite.__name__ = "float"  # argparse's "invalid float value: 'abc'" for non-numbers
 
 
 def _common(p: argparse.ArgumentParser, bench: str) -> None:
@@ -119,9 +135,9 @@ def add_conv_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_step_arguments(p: argparse.ArgumentParser) -> None:
     spec = StepBenchSpec()
-    p.add_argument("--batch-sizes", nargs="+", type=int, default=spec.batch_sizes, metavar="N",
+    p.add_argument("--batch-sizes", nargs="+", type=at_least(1, 1 << 16), default=spec.batch_sizes, metavar="N",
                    help=f"(default: {_listed(spec.batch_sizes)})")
-    p.add_argument("--image-size", type=int, default=spec.image_size,
+    p.add_argument("--image-size", type=at_least(1, 4096), default=spec.image_size,
                    help=f"square input side in pixels (default: {spec.image_size})")
     p.add_argument("--dtype", choices=DTYPES, default=spec.dtype, help=f"(default: {spec.dtype}, autocast)")
     p.add_argument("--format", dest="memory_format", choices=FORMATS, default=spec.memory_format,

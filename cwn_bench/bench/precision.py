@@ -15,13 +15,13 @@ from collections.abc import Iterator
 import torch
 
 from cwn_bench.bench.options import DTYPES, FORMATS
-from cwn_bench.errors import UserError
+from cwn_bench.errors import UserError, brief
 
 
 def check_dtype(dtype: str, device: torch.device) -> None:
     """Reject a precision the device does not have."""
     if dtype not in DTYPES:
-        raise UserError(f"--dtypes: unknown precision {dtype!r}; expected one of {', '.join(DTYPES)}")
+        raise UserError(f"--dtypes: unknown precision {brief(dtype)}; expected one of {', '.join(DTYPES)}")
     if dtype == "tf32" and device.type != "cuda":
         raise UserError("--dtypes tf32 needs a CUDA device (TF32 is a tensor-core mode); use fp32 or bf16 on a CPU")
 
@@ -52,5 +52,5 @@ def autocast(dtype: str, device: torch.device, cache: bool = True) -> contextlib
 
 def memory_format(fmt: str) -> torch.memory_format:
     if fmt not in FORMATS:
-        raise UserError(f"--formats: unknown memory format {fmt!r}; expected one of {', '.join(FORMATS)}")
+        raise UserError(f"--formats: unknown memory format {brief(fmt)}; expected one of {', '.join(FORMATS)}")
     return torch.channels_last if fmt == "nhwc" else torch.contiguous_format

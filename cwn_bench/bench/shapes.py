@@ -18,13 +18,14 @@ device with forward hooks).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from cwn_bench.errors import UserError
+from cwn_bench.errors import UserError, brief
 
 SETS = ("paper", "googlenet_bn")
 GOOGLENET_BATCHES = (64, 256)
@@ -75,22 +76,39 @@ class LayerShape:
 PAPER = LayerShape("paper", "conv", 64, 128, 128, 32, 32, 3, 3, 1, 1)
 
 
+MAX_ELEMENTS = 1 << 31  # input, weight or output elements of one timed layer
+
+
+def _checked(shape: LayerShape, spec: str) -> LayerShape:
+    """``shape`` if it can run: sizes of at least 1, a kernel that fits its padded input,
+    and tensors of at most MAX_ELEMENTS elements; else a UserError naming ``spec``."""
+    sizes = [shape.batch, shape.cin, shape.cout] + ([shape.height, shape.width, shape.kh, shape.kw, shape.stride]
+                                                    if shape.kind == "conv" else [])
+    if min(sizes) < 1:
+        raise UserError(f"--shapes {brief(spec)}: every size must be at least 1")
+    out_h = (shape.height + 2 * shape.padding - shape.kh) // shape.stride + 1
+    out_w = (shape.width + 2 * shape.padding - shape.kw) // shape.stride + 1
+    if shape.kind == "conv" and (out_h < 1 or out_w < 1):
+        raise UserError(f"--shapes {brief(spec)}: the {shape.kh}x{shape.kw} kernel is larger than the "
+                        f"{shape.height}x{shape.width} input padded by {shape.padding}; expected a kernel that fits")
+    weight = shape.cout * shape.fan_in
+    output = shape.batch * shape.cout * (out_h * out_w if shape.kind == "conv" else 1)
+    if max(math.prod(shape.input_shape()), weight, output) > MAX_ELEMENTS:
+        raise UserError(f"--shapes {brief(spec)}: more than {MAX_ELEMENTS} elements in one tensor; expected a "
+                        "layer that fits in memory")
+    return shape
+
+
 def parse_shape(spec: str) -> LayerShape:
     """One shape from the syntax in the module docstring; a :class:`UserError` otherwise."""
     if m := _CONV.match(spec):
         kh = int(m["kh"])
         dims = {k: int(m[k]) for k in ("n", "c", "h", "w", "o", "kw")}
-        shape = LayerShape(m["set"] or "cli", "conv", dims["n"], dims["c"], dims["o"], dims["h"], dims["w"], kh,
-                           dims["kw"], int(m["s"] or 1), int(m["p"]) if m["p"] else kh // 2)
-        if min(dims.values()) == 0 or kh == 0 or shape.stride == 0:
-            raise UserError(f"--shapes {spec!r}: every size must be at least 1")
-        return shape
+        return _checked(LayerShape(m["set"] or "cli", "conv", dims["n"], dims["c"], dims["o"], dims["h"], dims["w"],
+                                   kh, dims["kw"], int(m["s"] or 1), int(m["p"]) if m["p"] else kh // 2), spec)
     if m := _LINEAR.match(spec):
-        shape = LayerShape(m["set"] or "cli", "linear", int(m["n"]), int(m["c"]), int(m["o"]))
-        if min(shape.batch, shape.cin, shape.cout) == 0:
-            raise UserError(f"--shapes {spec!r}: every size must be at least 1")
-        return shape
-    raise UserError(f"--shapes {spec!r}: expected a set ({', '.join(SETS)}) or a shape {SYNTAX}")
+        return _checked(LayerShape(m["set"] or "cli", "linear", int(m["n"]), int(m["c"]), int(m["o"])), spec)
+    raise UserError(f"--shapes {brief(spec)}: expected a set ({', '.join(SETS)}) or a shape {SYNTAX}")
 
 
 def resolve_shapes(items: list[str]) -> list[LayerShape]:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import warnings
+from collections.abc import Iterator
 
 from PIL import Image
 
-from cwn_bench.errors import UserError
+from cwn_bench.errors import UserError, one_line
 
 _JPEG_SOI, _JPEG_EOI = b"\xff\xd8\xff", b"\xff\xd9"
 _PNG_SIG, _PNG_IEND = b"\x89PNG\r\n\x1a\n", b"IEND"
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485  # PIL's decompression-bomb limit (~ 9459 x 9459)
 
 
 class CorruptImageError(UserError):
@@ -35,14 +39,34 @@ def check_encoded(data: bytes, path: str) -> None:
 
 
 def read_encoded(path: str) -> bytes:
-    """The checked bytes of the image file at ``path``."""
+    """The checked bytes of the image file at ``path``: complete (:func:`check_encoded`)
+    and declaring at most MAX_PIXELS pixels in its header, so that a small file claiming
+    a huge size (a decompression bomb) is an unreadable image for every backend (PIL and
+    DALI alike) before any decoder allocates for it."""
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as err:
         raise CorruptImageError(path, err.strerror or str(err)) from None
     check_encoded(data, path)
+    width, height = encoded_size(data, path)
+    if not 0 < width * height <= MAX_PIXELS:
+        raise CorruptImageError(path, f"its header declares {width}x{height} pixels; expected 1 to {MAX_PIXELS} "
+                                      "(a decompression bomb?)")
     return data
+
+
+# What PIL raises for a file it cannot decode: bad streams, and (with bombs_refused) decompression bombs
+PIL_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning)
+
+
+@contextlib.contextmanager
+def bombs_refused() -> Iterator[None]:
+    """PIL's DecompressionBombWarning (an image between 1 and 2 x MAX_PIXELS, which PIL
+    would decode) raised as an error in the block, as its DecompressionBombError above."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        yield
 
 
 def decode(data: bytes, path: str, grayscale: bool, scale: int = 1) -> Image.Image:
@@ -52,12 +76,12 @@ def decode(data: bytes, path: str, grayscale: bool, scale: int = 1) -> Image.Ima
     are decoded whole: check the size of what comes back."""
     mode = "L" if grayscale else "RGB"
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with bombs_refused(), Image.open(io.BytesIO(data)) as img:
             if scale > 1 and img.format == "JPEG":
                 img.draft(mode, (img.width // scale, img.height // scale))  # PIL picks the scale that fits
             return img.convert(mode)
-    except (OSError, ValueError, SyntaxError) as err:  # PIL's errors for bad streams
-        raise CorruptImageError(path, str(err) or type(err).__name__) from None
+    except PIL_ERRORS as err:
+        raise CorruptImageError(path, one_line(err, 200) or type(err).__name__) from None
 
 
 def read_sized(path: str) -> tuple[bytes, int, int]:

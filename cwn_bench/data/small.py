@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from cwn_bench.data.sources import ArraySource
-from cwn_bench.errors import UserError
+from cwn_bench.errors import UserError, one_line
 
 NAMES = ("cifar10", "cifar100", "svhn")
 _CIFAR = {  # name: (python folder, train files, test file, label key, binary folder, label bytes)
@@ -48,7 +48,7 @@ def _cifar_pickle(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]
             batch = _ArraysOnly(f, encoding="bytes").load()
         data, labels = np.asarray(batch[b"data"], dtype=np.uint8), np.asarray(batch[label_key], dtype=np.int64)
     except (OSError, pickle.UnpicklingError, KeyError, EOFError, TypeError, ValueError) as err:
-        raise UserError(f"{path}: not a CIFAR python batch ({err})") from None
+        raise UserError(f"{path}: not a CIFAR python batch ({one_line(err, 200)})") from None
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
 
 
@@ -84,7 +84,8 @@ def _svhn_split(path: Path) -> tuple[np.ndarray, np.ndarray]:
         mat = loadmat(path)
         images, labels = mat["X"], mat["y"].reshape(-1).astype(np.int64)
     except (OSError, ValueError, KeyError) as err:
-        raise UserError(f"{path}: not an SVHN .mat file with X [32, 32, 3, N] and y [N, 1] ({err})") from None
+        raise UserError(f"{path}: not an SVHN .mat file with X [32, 32, 3, N] and y [N, 1] "
+                        f"({one_line(err, 200)})") from None
     return np.ascontiguousarray(images.transpose(3, 0, 1, 2)), labels % 10  # label 10 is the digit 0
 
 

@@ -22,8 +22,9 @@ import torch
 from PIL import Image
 
 from cwn_bench.data.augment import mix_seed
+from cwn_bench.data.images import PIL_ERRORS, bombs_refused
 from cwn_bench.data.sources import ArraySource
-from cwn_bench.errors import UserError
+from cwn_bench.errors import UserError, one_line
 
 TEST_PER_SUBJECT = 10
 SUBJECT = re.compile(r"yaleB\d\d")
@@ -34,10 +35,11 @@ TEST_TAG = 0x7E57  # mixed with data.split_seed: the test split's own stream
 
 def _read(path: Path) -> np.ndarray:
     try:
-        with Image.open(path) as img:
+        with bombs_refused(), Image.open(path) as img:
             return np.asarray(img.convert("L"))
-    except (OSError, ValueError, SyntaxError) as err:
-        raise UserError(f"{path}: unreadable PGM image ({err or type(err).__name__}); expected {LAYOUT}") from None
+    except PIL_ERRORS as err:
+        raise UserError(f"{path}: unreadable PGM image ({one_line(err, 200) or type(err).__name__}); "
+                        f"expected {LAYOUT}") from None
 
 
 def scan(root: Path) -> list[tuple[str, list[Path]]]:

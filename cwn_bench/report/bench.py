@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from cwn_bench.report.envfields import device_name
-from cwn_bench.report.jsonl import Problem, read_jsonl
+from cwn_bench.rundir.files import Problem, read_jsonl
 
 
 def read_bench(files: list[Path], problems: list[Problem]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:

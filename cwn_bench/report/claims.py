@@ -29,10 +29,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cwn_bench.report.jsonl import read_jsonl
 from cwn_bench.report.paper import paper_columns
 from cwn_bench.report.stats import ALPHA, Welch, welch
 from cwn_bench.report.tables import METHOD_ORDER
+from cwn_bench.rundir import METRICS as METRICS_FILE
+from cwn_bench.rundir.metrics import load as load_metrics
 
 COLUMNS = ["dataset", "model", "claim", "methods", "paper_values", "our_values", "p_value", "verdict", "variant",
            "source"]
@@ -116,7 +117,7 @@ def fim_values(runs: pd.DataFrame) -> pd.DataFrame:
     problems, already reported; here they are passed over."""
     rows = []
     for run in runs.run:
-        records, _ = read_jsonl(Path(run) / "metrics.jsonl")
+        records, _ = load_metrics(Path(run) / METRICS_FILE)
         by_layer: dict[str, list[float]] = defaultdict(list)
         for r in records:
             cond = r.get("cond")

@@ -8,10 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cwn_bench.errors import UserError
-from cwn_bench.report.jsonl import Problem
-
-RUN_FILES = ("run.json", "metrics.jsonl")
-SWEEP_SKIP = ("code", "jobs")  # a sweep dir's code snapshots and submitit logs (launch/sweep.py)
+from cwn_bench.rundir import RUN_FILES, SWEEP_JSON, SWEEP_SKIP
+from cwn_bench.rundir.files import Problem
 
 
 @dataclass
@@ -35,7 +33,7 @@ def _walk(root: Path, found: Found) -> None:
     for here, dirs, files in os.walk(root, onerror=unreadable):
         here_path = Path(here)
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # .git, .venv, temporary files
-        if "sweep.json" in files:
+        if SWEEP_JSON in files:
             found.add(found.sweep_dirs, here_path)
             dirs[:] = [d for d in dirs if d not in SWEEP_SKIP]
         if any(name in files for name in RUN_FILES):
@@ -59,7 +57,7 @@ def discover(paths: list[Path]) -> Found:
             _walk(path, found)
         elif path.name in RUN_FILES:
             found.add(found.run_dirs, path.parent)
-        elif path.name == "sweep.json":
+        elif path.name == SWEEP_JSON:
             found.add(found.sweep_dirs, path.parent)
         elif path.suffix == ".jsonl":
             found.add(found.jsonl_files, path)

@@ -19,11 +19,12 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from cwn_bench.report.jsonl import read_jsonl
 from cwn_bench.report.plots import COLORS, _safe
 from cwn_bench.report.runs import SET_KEYS
 from cwn_bench.report.sections import Section, num
 from cwn_bench.report.tables import LIVE, ordered
+from cwn_bench.rundir import METRICS
+from cwn_bench.rundir.metrics import load as load_metrics
 
 KINDS = ("probe", "fim", "step")
 CURVE_KEYS = ["dataset", "model", "method", "variant"]  # one line per method (and variant), mean over seeds
@@ -45,8 +46,7 @@ def traces(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     live = runs[runs.status.isin(LIVE)] if not runs.empty else runs
     for run in live.itertuples():
-        path = Path(run.run) / "metrics.jsonl"
-        records = read_jsonl(path)[0] if path.exists() else []  # bad lines are already problems of runs.py
+        records = load_metrics(Path(run.run) / METRICS)[0]  # bad lines are already problems of runs.py
         if not any(r.get("kind") in ("probe", "fim") for r in records):
             continue
         order: dict[tuple[str, str], int] = {}

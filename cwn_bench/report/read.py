@@ -12,7 +12,7 @@ from tqdm import tqdm
 from cwn_bench.errors import UserError
 from cwn_bench.report.bench import read_bench
 from cwn_bench.report.discover import discover
-from cwn_bench.report.jsonl import Problem
+from cwn_bench.rundir.files import Problem
 from cwn_bench.report.runs import epochs_frame, read_run, runs_frame
 from cwn_bench.report.sweeps import missing_runs, read_sweeps, submitted
 

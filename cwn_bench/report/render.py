@@ -12,10 +12,21 @@ _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
 
 
+_MD_SPECIAL = re.compile(r"([\\`*\[\]|])")
+
+
+def md_escape(text: object) -> str:
+    """``text`` as inert Markdown on one line: HTML escaped (a run name holding ``<script>``
+    stays text), the characters of links, code, emphasis and table cells (``[ ] ` * |
+    \\``) backslash-escaped, line breaks as spaces (a newline would end a table row)."""
+    one_line = " ".join(str(text).splitlines())
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(one_line, quote=False))
+
+
 def markdown(table: pd.DataFrame) -> str:
-    """A GitHub-flavoured Markdown table (``|`` in cells escaped)."""
+    """A GitHub-flavoured Markdown table, every cell through :func:`md_escape`."""
     def row(cells: list[str]) -> str:
-        return "| " + " | ".join(str(c).replace("|", r"\|") for c in cells) + " |"
+        return "| " + " | ".join(md_escape(c) for c in cells) + " |"
 
     lines = [row(list(table.columns)), row(["---"] * len(table.columns))]
     lines += [row(list(values)) for values in table.itertuples(index=False)]

@@ -18,10 +18,11 @@ from typing import Any
 import pandas as pd
 
 from cwn_bench import config as cfgmod
-from cwn_bench.errors import UserError
+from cwn_bench.errors import UserError, brief
 from cwn_bench.report.grouping import compared, group_ids
-from cwn_bench.report.jsonl import Problem, read_json, read_jsonl
 from cwn_bench.report.paper import MATCH_KEYS
+from cwn_bench.rundir import METRICS, RUN_JSON, metrics, runjson
+from cwn_bench.rundir.files import Problem
 
 SET_KEYS = ("dataset", "model")  # runs compared with each other in one table / figure
 GROUP_KEYS = ["dataset", "model", "method", "variant", "group"]
@@ -58,25 +59,20 @@ def _number(value: Any) -> float:
 
 
 def _epoch_records(run_dir: Path, problems: list[Problem]) -> list[dict[str, Any]]:
-    path = run_dir / "metrics.jsonl"
-    if not path.exists():
-        return []
-    records, bad = read_jsonl(path)
+    path = run_dir / METRICS
+    records, bad = metrics.load(path)
     problems.extend(bad)
     by_epoch: dict[int, dict[str, Any]] = {}
     for record in records:
         if record.get("kind", "epoch") != "epoch":
             continue
-        epoch = record.get("epoch")
-        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 1:
-            problems.append(Problem(str(path), None, f"epoch record without a valid epoch number: {epoch!r}"))
-            continue
+        epoch = record["epoch"]
         if epoch in by_epoch:
             problems.append(Problem(str(path), None, f"epoch {epoch} recorded twice; the last record is kept"))
         for key in NUMERIC:
             value = record.get(key)
             if value is not None and math.isnan(_number(value)):
-                problems.append(Problem(str(path), None, f"epoch {epoch}: {key}={value!r} is not a number"))
+                problems.append(Problem(str(path), None, f"epoch {epoch}: {key}={brief(value)} is not a number"))
         by_epoch[epoch] = {k: _number(v) if k in NUMERIC else v for k, v in record.items() if k != "kind"}
     return [by_epoch[e] for e in sorted(by_epoch)]
 
@@ -91,16 +87,14 @@ def _hostnames(env: dict[str, Any]) -> list[str]:
 def read_run(run_dir: Path, problems: list[Problem]) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
     """``(row, epoch records)`` of one run dir, or None when its run.json is missing or
     unreadable (then a Problem says why)."""
-    if not (run_dir / "run.json").exists():
-        return None
-    run, bad = read_json(run_dir / "run.json")
+    run, bad = runjson.load(run_dir)
+    problems.extend(bad)
     if run is None:
-        problems.extend(bad)
         return None
-    config = run.get("config") if isinstance(run.get("config"), dict) else {}
+    config = run.get("config", {})
     if not config:
-        problems.append(Problem(str(run_dir / "run.json"), None, "no 'config' mapping; run listed without its config"))
-    env = run.get("env") if isinstance(run.get("env"), dict) else {}
+        problems.append(Problem(str(run_dir / RUN_JSON), None, "no 'config' mapping; run listed without its config"))
+    env = run.get("env", {})
     epochs = _epoch_records(run_dir, problems)
     flat = flatten(config)
     planned = flat.get("train.epochs")
@@ -109,7 +103,7 @@ def read_run(run_dir: Path, problems: list[Problem]) -> tuple[dict[str, Any], li
     note = ""
     if status == "completed" and isinstance(planned, int) and last < planned:
         note = f"completed, but metrics.jsonl ends at epoch {last} of {planned}"
-        problems.append(Problem(str(run_dir / "metrics.jsonl"), None, note + "; run not counted"))
+        problems.append(Problem(str(run_dir / METRICS), None, note + "; run not counted"))
     world = run.get("world_size", env.get("world_size", 1))
     row = {
         "run": str(run_dir),

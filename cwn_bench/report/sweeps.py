@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cwn_bench import config as cfgmod
 from cwn_bench.report.envfields import short_commit
-from cwn_bench.report.jsonl import Problem, read_json
+from cwn_bench.rundir import RUN_JSON, sweepjson
+from cwn_bench.rundir.files import Problem
 
 
 @dataclass
@@ -22,33 +22,12 @@ class Sweep:
     commits: dict[str, str]  # run name -> that submission's commit ("+dirty" if it had changes)
 
 
-def _run_names(sweep: dict[str, Any]) -> list[str] | None:
-    """Run dir names listed by a sweep.json: entries of ``runs`` or ``points`` given as
-    names, as objects with a ``name``/``run_dir``, or as the point itself."""
-    items = sweep.get("runs", sweep.get("points"))
-    if isinstance(items, dict):
-        return [str(name) for name in items]
-    if not isinstance(items, list):
-        return None
-    names = []
-    for item in items:
-        if isinstance(item, str):
-            names.append(Path(item).name)
-        elif isinstance(item, dict):
-            named = item.get("name") or item.get("run_name") or item.get("run_dir")
-            point = item.get("point", item)
-            names.append(Path(str(named)).name if named else cfgmod.run_name(point))
-    return names
-
-
 def _submitted(sweep: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
     """``(jobs, commits)`` by run name from ``submissions: [{jobs: {name: id}, commit,
-    dirty}]``, the newest submission winning."""
+    dirty}]`` (checked by :func:`cwn_bench.rundir.sweepjson.load`), the newest winning."""
     jobs: dict[str, str] = {}
     commits: dict[str, str] = {}
-    for submission in sweep.get("submissions") or []:
-        if not isinstance(submission, dict) or not isinstance(submission.get("jobs"), dict):
-            continue
+    for submission in sweep["submissions"]:
         commit = short_commit(submission.get("commit"), submission.get("dirty"))
         for name, job in submission["jobs"].items():
             jobs[str(name)] = str(job)
@@ -60,14 +39,10 @@ def read_sweeps(sweep_dirs: list[Path], problems: list[Problem]) -> list[Sweep]:
     """Every readable sweep.json; the others become Problems."""
     sweeps = []
     for sweep_dir in sweep_dirs:
-        data, bad = read_json(sweep_dir / "sweep.json")
+        data, bad = sweepjson.load(sweep_dir)
         problems.extend(bad)
-        names = _run_names(data) if data is not None else None
-        if names is None:
-            if data is not None:
-                problems.append(Problem(str(sweep_dir / "sweep.json"), None, "no 'runs' or 'points' list"))
-            continue
-        sweeps.append(Sweep(sweep_dir, names, *_submitted(data)))
+        if data is not None:
+            sweeps.append(Sweep(sweep_dir, [run["name"] for run in data["runs"]], *_submitted(data)))
     return sweeps
 
 
@@ -80,7 +55,7 @@ def missing_runs(sweeps: list[Sweep], readable: set[str]) -> list[dict[str, str]
             run_dir = sweep.path / name
             if str(run_dir) in readable:
                 continue
-            reason = ("run.json unreadable" if (run_dir / "run.json").exists()
+            reason = ("run.json unreadable" if (run_dir / RUN_JSON).exists()
                       else "no run.json (never started?)" if run_dir.is_dir() else "run dir absent")
             missing.append({"sweep": str(sweep.path), "run": str(run_dir), "reason": reason,
                             "job": sweep.jobs.get(name, "")})

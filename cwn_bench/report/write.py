@@ -1,13 +1,18 @@
 """``write_report``: read, aggregate, write CSV / LaTeX / PNG / report.md / index.html.
 
-Only files under ``out`` are written, with names no input uses (run.json, metrics.jsonl,
-sweep.json and bench ``.jsonl`` are read, never written), so inputs are never overwritten.
+The whole report is written to a temporary folder beside ``out`` and then renamed into
+place, so a failure (a full disk, a permission error) leaves the previous report whole.
+``out`` is replaced only when it is absent, empty or holds a previous report's files
+(names no input uses: run.json, metrics.jsonl, sweep.json and bench ``.jsonl`` are read,
+never written), so inputs and other files are never overwritten.
 """
 
 from __future__ import annotations
 
 import datetime
 import html
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -20,8 +25,10 @@ from cwn_bench.report import verdict_sections as vs
 from cwn_bench.report.claims import claims
 from cwn_bench.report.plots import curves, overhead_plots
 from cwn_bench.report.read import Inputs, read_inputs
-from cwn_bench.report.render import html_page, html_table, latex, markdown
+from cwn_bench.report.render import html_page, html_table, latex, markdown, md_escape
 from cwn_bench.report.select import selection
+
+REPORT_SUFFIXES = (".csv", ".tex", ".png", ".md", ".html")  # what a report folder holds
 
 
 def _selected(final: pd.DataFrame, sel: pd.DataFrame, keys: list[str]) -> tuple[pd.DataFrame, pd.Series]:
@@ -78,10 +85,10 @@ def _files(part: sec.Section) -> list[str]:
 
 
 def _markdown(title: str, lines: list[str], parts: list[sec.Section], csvs: list[str]) -> str:
-    text = [f"# {title}", "", *[f"- {line}" for line in lines],
+    text = [f"# {title}", "", *[f"- {md_escape(line)}" for line in lines],
             "- every table as CSV: " + ", ".join(f"[{f}]({f})" for f in csvs), ""]
     for part in parts:
-        text += [f"## {part.title}", "", part.note, ""]
+        text += [f"## {md_escape(part.title)}", "", md_escape(part.note), ""]
         text += [f"![{part.title}: {name}]({name})\n" for name in part.images]
         if not part.table.empty:
             text += [markdown(part.table), "Data: " + ", ".join(f"[{f}]({f})" for f in _files(part)), ""]
@@ -102,20 +109,62 @@ def _html(title: str, lines: list[str], parts: list[sec.Section], csvs: list[str
     return html_page(title, body)
 
 
+def _check_replaceable(out: Path) -> None:
+    """``out`` must be absent, or a folder holding only a report's files."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a directory")
+    others = sorted(p.name for p in out.iterdir() if not (p.is_file() and p.suffix in REPORT_SUFFIXES))
+    if others:
+        raise UserError(f"--out {out}: holds files a report does not write ({', '.join(others[:3])}"
+                        f"{', ...' if len(others) > 3 else ''}); expected a new folder or a previous report's")
+
+
+def _move_into_place(tmp: Path, out: Path) -> None:
+    """Replace ``out`` by the finished report folder ``tmp`` with renames (the old report
+    is renamed aside first and removed only once the new one is in place)."""
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    if out.exists():
+        os.replace(out, old)
+    os.replace(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def write_report(paths: list[Path], out: Path, *, select: list[str] | None = None,
                  target_top1: float | None = None) -> Path:
     """Read every run dir, sweep dir and bench JSONL under ``paths`` and write the report
     under ``out``: CSV tables, LaTeX (booktabs) tables, PNG curves and overhead plots,
-    ``report.md`` and ``index.html``. Returns the path of ``report.md``. A path that does not exist, or an
-    ``out`` that is a file, is a UserError; a bad input file is counted, not fatal.
-    ``select``: config keys to select per method on the holdout error (selection.csv);
-    ``target_top1``: the convergence target (val top-1 error, %) instead of plain's."""
+    ``report.md`` and ``index.html``. Returns the path of ``report.md``. A path that does
+    not exist, an ``out`` that is a file or holds other files, and a disk or permission
+    error are UserErrors (one line; the previous report stays whole); a bad input file is
+    counted, not fatal.  ``select``: config keys to select per method on the holdout error
+    (selection.csv); ``target_top1``: the convergence target (val top-1 error, %) instead
+    of plain's."""
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: exists and is not a directory")
+    _check_replaceable(out)
     inputs = read_inputs([Path(p) for p in paths])
-    out.mkdir(parents=True, exist_ok=True)
-    data = _tables(inputs, list(select or []), target_top1)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        lines = _write_all(inputs, paths, tmp, list(select or []), target_top1)
+        _move_into_place(tmp, out)
+    except OSError as err:
+        where = err.filename or tmp
+        raise UserError(f"{where}: cannot write the report ({err.strerror or err}); expected a writable "
+                        f"folder with free space beside --out {out}; the previous report is left as it was") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    for line in lines[1:]:
+        print(f"report: {line}", file=sys.stderr)
+    return out / "report.md"
+
+
+def _write_all(inputs: Inputs, paths: list[Path], out: Path, select: list[str], target_top1: float | None) -> list[str]:
+    """Every file of the report into the (new, empty) folder ``out``; the summary lines."""
+    data = _tables(inputs, select, target_top1)
     traces = figure2.traces(inputs.runs)  # the probe / fim / step records, when probes were on
     if not traces.empty:
         data["figure2"] = figure2.summary(traces)
@@ -124,7 +173,7 @@ def write_report(paths: list[Path], out: Path, *, select: list[str] | None = Non
     images = {"curves": [p.name for p in curves(inputs.epochs, out)] if not inputs.epochs.empty else [],
               "overhead": [p.name for p in overhead_plots(data["overhead"], out)],
               "figure2": [p.name for p in figure2.plots(traces, out, data.get("selection"))]}
-    parts = _sections(data, images, list(select or []))
+    parts = _sections(data, images, select)
     for part in parts:
         if part.latex:
             (out / f"{part.key}.tex").write_text(latex(part.table, f"cwn-bench report: {part.title}"))
@@ -134,6 +183,4 @@ def write_report(paths: list[Path], out: Path, *, select: list[str] | None = Non
     csvs = [f"{key}.csv" for key in data]
     (out / "report.md").write_text(_markdown(title, lines, parts, csvs))
     (out / "index.html").write_text(_html(title, lines, parts, csvs))
-    for line in lines[1:]:
-        print(f"report: {line}", file=sys.stderr)
-    return out / "report.md"
+    return lines

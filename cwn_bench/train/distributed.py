@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from cwn_bench.errors import UserError
+from cwn_bench.errors import UserError, brief
 
 _REQUIRED = ("RANK", "MASTER_ADDR", "MASTER_PORT")
 
@@ -45,7 +45,7 @@ def _env_int(name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise UserError(f"environment variable {name}={raw!r}: expected an integer") from None
+        raise UserError(f"environment variable {name}={brief(raw)}: expected an integer") from None
 
 
 def _device(choice: str, local_rank: int) -> torch.device:

@@ -1,26 +1,13 @@
-"""Epoch accumulators and ``metrics.jsonl``.
-
-``metrics.jsonl`` holds one JSON object per line, written by rank 0 only: ``"epoch"``
-records (one per finished epoch) and ``"step"`` records (every ``train.log_every``
-steps).  On resume the file is cut back to what the checkpoint covers, so an epoch
-record is never duplicated or lost.
-"""
+"""Epoch accumulators: what an epoch record of ``metrics.jsonl`` sums (the file itself
+is :mod:`cwn_bench.rundir.metrics`)."""
 
 from __future__ import annotations
 
-import json
-import os
-import sys
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from cwn_bench import atomic
-from cwn_bench.errors import UserError
 from cwn_bench.train.distributed import DistEnv, all_reduce_
-
-METRICS = "metrics.jsonl"
 
 
 class EpochMeter:
@@ -94,50 +81,3 @@ class EpochMeter:
             "data_wait_share": data_s / train_s,
             "train_s": train_s,
         }
-
-
-class MetricsLog:
-    """Appends JSON lines to ``path`` (rank 0 only; other ranks write nothing)."""
-
-    def __init__(self, path: Path, enabled: bool) -> None:
-        self.path = path
-        self.enabled = enabled
-
-    def write(self, record: dict[str, Any]) -> None:
-        if not self.enabled:
-            return
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-
-    def last(self, kind: str) -> dict[str, Any] | None:
-        """The last record of ``kind`` (rank 0; None elsewhere or when there is none)."""
-        if not self.enabled or not self.path.exists():
-            return None
-        found = None
-        for line in self.path.read_text().splitlines():
-            rec = json.loads(line)
-            found = rec if rec.get("kind") == kind else found
-        return found
-
-    def truncate(self, epochs_done: int, global_step: int) -> None:
-        """Keep only the records a checkpoint at (``epochs_done``, ``global_step``) covers;
-        drop a half-written last line (a kill mid-write).  Rewrites the file atomically."""
-        if not self.enabled or not self.path.exists():
-            return
-        lines = self.path.read_text().splitlines()
-        kept = []
-        for i, line in enumerate(lines, 1):
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                if i == len(lines):
-                    print(f"{self.path}: dropping a half-written last line", file=sys.stderr)
-                    break
-                raise UserError(f"{self.path}: line {i} is not valid JSON; expected one record per line") from None
-            if (rec.get("kind") == "epoch" and rec["epoch"] <= epochs_done) or \
-               (rec.get("kind") != "epoch" and rec.get("step", 0) <= global_step):
-                kept.append(line)
-        with atomic.replace(self.path) as f:
-            f.write("".join(line + "\n" for line in kept))

@@ -27,18 +27,22 @@ from torch.nn.parallel import DistributedDataParallel
 from cwn_bench import data as datamod
 from cwn_bench import models
 from cwn_bench.config import Config, config_hash, to_dict
-from cwn_bench.errors import UserError
-from cwn_bench.train import checkpoint, distributed, envinfo, graph_step, probes, record, rng, runlock
+from cwn_bench.errors import UserError, brief, one_line
+from cwn_bench.rundir import CHECKPOINTS, METRICS, runjson
+from cwn_bench.rundir import lock as runlock
+from cwn_bench.rundir.metrics import MetricsLog
+from cwn_bench.train import checkpoint, distributed, envinfo, graph_step, probes, rng
 from cwn_bench.train.distributed import DistEnv
 from cwn_bench.train.flags import Captured, Collected, FlagReduction
 from cwn_bench.train.loop import Engine, evaluate, train_one_epoch
-from cwn_bench.train.metrics import METRICS, EpochMeter, MetricsLog
+from cwn_bench.train.metrics import EpochMeter
 from cwn_bench.train.optim import build_optimizer, lr_at
 from cwn_bench.train.progress import Progress
 from cwn_bench.train.stopping import DEFAULT_SIGNALS, StopRequest
 from cwn_bench.train.tensorboard import EventLog
 
 COMPLETED, PREEMPTED = "completed", "preempted"
+BEFORE_RESTART = "before-restart"  # suffix of the metrics.jsonl a --restart sets aside
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -63,9 +67,9 @@ def _torch_flags(cfg: Config) -> None:
 class Trainer:
     """State of one run on one rank; implements :class:`cwn_bench.train.loop.Control`."""
 
-    def __init__(self, cfg: Config, run_dir: Path, env: DistEnv, stop: StopRequest) -> None:
-        self.cfg, self.run_dir, self.env, self.stop = cfg, run_dir, env, stop
-        self.ckpt_dir = run_dir / "checkpoints"
+    def __init__(self, cfg: Config, run_dir: Path, env: DistEnv, stop: StopRequest, restart: bool = False) -> None:
+        self.cfg, self.run_dir, self.env, self.stop, self.restart = cfg, run_dir, env, stop, restart
+        self.ckpt_dir = run_dir / CHECKPOINTS
         _torch_flags(cfg)
         rng.seed_all(cfg.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
         self.log = MetricsLog(run_dir / METRICS, env.is_main)
@@ -95,6 +99,8 @@ class Trainer:
                           build_optimizer(model, cfg.optim),
                           torch.amp.GradScaler(env.device.type, enabled=cfg.train.amp == "fp16"),
                           env.device, amp, cfg.train.channels_last, ddp)
+        if found is not None:  # now that the model exists: a checkpoint of another model is unusable too
+            found = self.latest_checkpoint()
         rng.seed_all(cfg.seed + 7919 * env.rank)  # per-rank stream for dropout and the like
         self.epoch = 0  # epoch in progress, 0-based
         self.meter = EpochMeter(env.device, self.accum)
@@ -124,7 +130,7 @@ class Trainer:
     def new_record(self) -> dict[str, Any]:
         """run.json's contents for this start (collective: gathers every rank's host name)."""
         hosts = distributed.all_gather(envinfo.host(), self.env)
-        previous = (record.read(self.run_dir) if self.env.is_main else None) or {}
+        previous = (runjson.read(self.run_dir) if self.env.is_main else None) or {}
         attempt = {"started": _now(), "hostnames": sorted(set(hosts)), "resumed_from": self.resumed_from,
                    "world_size": self.env.world_size, "resized_from": self.resized_from,
                    "slurm": envinfo.slurm_ids()}
@@ -145,7 +151,7 @@ class Trainer:
         self.info.update(status=status, reason=reason, updated=_now(), skipped=self.data.skipped, **extra)
         if self.env.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            record.write(self.run_dir, self.info)
+            runjson.write(self.run_dir, self.info)
 
     def save(self) -> bool:
         """Collective checkpoint of the current position; rank 0 writes, all wait for it.
@@ -174,7 +180,12 @@ class Trainer:
         found, problem = None, None
         if self.env.is_main:
             try:
-                found = checkpoint.load_latest(self.ckpt_dir)
+                found = checkpoint.load_latest(self.ckpt_dir, self.check_checkpoint, self.restart)
+                starting_over = found is None and checkpoint.unusable(self.ckpt_dir)  # only with restart
+                if starting_over and not self.log.path.with_name(f"{METRICS}.{BEFORE_RESTART}").exists():
+                    kept = self.log.set_aside(BEFORE_RESTART)  # the records of the lost run stay readable
+                    if kept:
+                        print(f"{self.log.path}: kept as {kept.name}", file=sys.stderr)
                 at = found[0] if found else {"epoch": 0, "global_step": 0}
                 self.log.truncate(at["epoch"], at["global_step"])
             except UserError as err:
@@ -185,6 +196,35 @@ class Trainer:
         if path is None:
             return None
         return found or (checkpoint.load(Path(path)), Path(path))
+
+    def check_checkpoint(self, state: dict[str, Any]) -> None:
+        """Raise checkpoint.Unusable when ``state`` is not a checkpoint of this run: its
+        counters are not integers or (once the model is built) its model's parameter names
+        and shapes or its optimizer's groups differ from this run's."""
+        if not all(isinstance(state[k], int) and state[k] >= 0 for k in ("epoch", "global_step", "world_size")):
+            raise checkpoint.Unusable("has no valid epoch / global_step / world_size counters")
+        if not hasattr(self, "eng"):
+            return
+        mine, theirs = self.eng.model.state_dict(), state["model"]
+        if not isinstance(theirs, dict) or set(theirs) != set(mine):
+            names = set(theirs) if isinstance(theirs, dict) else set()
+            raise checkpoint.Unusable(f"holds another model ({len(set(mine) - names)} of this run's parameters "
+                                      f"missing, {len(names - set(mine))} unknown ones)")
+        for key, value in mine.items():  # tensors by shape; extra state (e.g. NNN's whitening) by type
+            if not isinstance(value, Tensor):
+                if type(theirs[key]) is not type(value):
+                    raise checkpoint.Unusable(f"holds another model ({brief(key)}: a {type(theirs[key]).__name__}, "
+                                              f"this run's a {type(value).__name__})")
+                continue
+            shape = getattr(theirs[key], "shape", None)
+            if shape != value.shape:
+                raise checkpoint.Unusable(f"holds another model ({brief(key)}: shape {brief(shape)}, this run's "
+                                          f"{tuple(value.shape)})")
+        groups = state["optimizer"].get("param_groups") if isinstance(state["optimizer"], dict) else None
+        sizes = [len(g.get("params", ())) for g in groups] if isinstance(groups, list) and all(
+            isinstance(g, dict) for g in groups) else None
+        if sizes != [len(g["params"]) for g in self.eng.optimizer.param_groups]:
+            raise checkpoint.Unusable("holds another optimizer (its parameter groups differ from this run's)")
 
     def resume(self, found: tuple[dict[str, Any], Path] | None) -> str | None:
         """Continue from ``found`` (:meth:`latest_checkpoint`), if any: its checkpoint's name."""
@@ -317,8 +357,12 @@ class Trainer:
             return self.epochs()
         except TrainingFailed:
             raise
-        except Exception as err:  # recorded for the report; the traceback still propagates
-            self.run_record("failed", f"{type(err).__name__}: {err}")
+        except Exception as err:  # recorded for the report; the traceback (for a bug) still propagates
+            reason = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {one_line(err)}"
+            try:
+                self.run_record("failed", reason)
+            except UserError as also:  # e.g. the disk is full: run.json cannot say so either
+                print(f"{also} (run.json could not record the failure)", file=sys.stderr)
             raise
         finally:
             self.events.close()
@@ -355,20 +399,22 @@ class Trainer:
         return COMPLETED
 
 
-def run(cfg: Config, run_dir: str | Path, signals: Iterable[int] = DEFAULT_SIGNALS) -> str:
+def run(cfg: Config, run_dir: str | Path, signals: Iterable[int] = DEFAULT_SIGNALS, restart: bool = False) -> str:
     """Train ``cfg`` in ``run_dir`` (created) as this process's rank; resume from its
     checkpoints.  Returns "completed" (also when run.json already says so) or
     "preempted" (a signal in ``signals`` arrived; a checkpoint was written and the
-    caller should requeue).  Raises TrainingFailed on a non-finite loss."""
+    caller should requeue).  Raises TrainingFailed on a non-finite loss.  ``restart``:
+    when every checkpoint is unusable, start over from step 0 instead of stopping (the
+    old metrics.jsonl is kept as metrics.jsonl.before-restart)."""
     run_dir = Path(run_dir)
     lock = runlock.exclusive(run_dir) if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext()
     with lock:  # rank 0 is the only writer; the other ranks meet it at the process group
-        return _run_locked(cfg, run_dir, signals)
+        return _run_locked(cfg, run_dir, signals, restart)
 
 
-def _run_locked(cfg: Config, run_dir: Path, signals: Iterable[int]) -> str:
-    previous = record.read(run_dir)
-    record.check_same_experiment(previous, cfg, run_dir)
+def _run_locked(cfg: Config, run_dir: Path, signals: Iterable[int], restart: bool) -> str:
+    previous = runjson.read(run_dir)
+    runjson.check_same_experiment(previous, cfg, run_dir)
     if previous and previous["status"] == COMPLETED:
         print(f"{run_dir}: already completed, skipping", file=sys.stderr)
         return COMPLETED
@@ -377,7 +423,7 @@ def _run_locked(cfg: Config, run_dir: Path, signals: Iterable[int]) -> str:
              torch.backends.cudnn.benchmark)
     try:
         with StopRequest(signals) as stop:
-            trainer = Trainer(cfg, run_dir, env, stop)
+            trainer = Trainer(cfg, run_dir, env, stop, restart)
             return trainer.fit()
     finally:
         torch.use_deterministic_algorithms(saved[0])

@@ -25,9 +25,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from cwn_bench import atomic
 from cwn_bench.errors import UserError
+from cwn_bench.rundir import LOCK
 
-LOCK = ".lock"
 _UNSUPPORTED = {errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP}
 
 
@@ -80,15 +81,21 @@ def _acquire(f: IO[str], run_dir: Path, wait_s: float, poll_s: float) -> bool:
 def exclusive(run_dir: Path, wait_s: float = 600.0, poll_s: float = 1.0) -> Iterator[None]:
     """Hold the run directory's lock (created with the directory), waiting up to ``wait_s``
     seconds for a previous holder to end; then fail naming that holder."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / LOCK, "a+") as f:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        f = open(run_dir / LOCK, "a+")
+    except OSError as err:
+        raise UserError(f"{run_dir / LOCK}: cannot create the run's lock ({err.strerror}); expected a "
+                        "writable run directory") from None
+    with f:
         if not _acquire(f, run_dir, wait_s, poll_s):
             yield
             return
-        f.seek(0)
-        f.truncate()
-        f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
-        f.flush()
+        with atomic.writing(run_dir / LOCK):  # a full disk: one line, not a traceback
+            f.seek(0)
+            f.truncate()
+            f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+            f.flush()
         try:
             yield
         finally:
