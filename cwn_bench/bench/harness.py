@@ -79,7 +79,7 @@ def _train(spec: HarnessSpec, batch: int, device: torch.device, cuda_graph: bool
     """(compute img/s of the second epoch, syncs reported inside the step loop in the first
     and in the second epoch)."""
     from cwn_bench.train import run
-    from cwn_bench.train.metrics import METRICS
+    from cwn_bench.rundir import METRICS
 
     found = [0, 0]  # syncs reported in the step loop between sync points: first epoch (warm-up), timed epoch
 
