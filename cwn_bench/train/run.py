@@ -304,14 +304,17 @@ class Trainer:
         self.records = []
         return self._handle(got)
 
+    def write(self, rec: dict[str, Any]) -> None:
+        """Append ``rec`` to metrics.jsonl and mirror it as TensorBoard events (train.tensorboard)."""
+        self.log.write(rec)
+        self.events.write(rec)
+
     def _write_step(self, fields: dict[str, Any], loss: float) -> None:
         progress = fields.pop("progress")
         if self.progress.wants(progress[0]):
             self.progress.step(progress[0], loss, fields["lr"], *progress[1:])
         if self.env.is_main and fields.pop("log"):
-            rec = {**fields, "loss": loss}
-            self.log.write(rec)
-            self.events.write(rec)
+            self.write({**fields, "loss": loss})
 
     def after_step(self, epoch: int, meter: EpochMeter, loss: Tensor, lr: float) -> bool:
         """Control: capture the step record (its loss stays on the device), and at a sync
@@ -327,8 +330,7 @@ class Trainer:
             self.records.append(Captured(fields, loss.detach() if self.step_fn is None else loss.detach().clone()))
         if self.probes is not None:  # Figure 2 probes (train/probes.py): a sync on their steps only
             for rec in self.probes.after_step(epoch + 1, global_step):
-                self.log.write(rec)
-                self.events.write(rec)
+                self.write(rec)
         every = train.checkpoint_every_steps
         checkpoint_due = bool(every and global_step % every == 0)
         if step == self.steps or not (checkpoint_due or step % train.sync_every == 0):
@@ -389,8 +391,7 @@ class Trainer:
             rec = {"kind": "epoch", "epoch": epoch + 1, "step": self.global_step,
                    "lr": self.lr(epoch, self.steps - 1), **train, **val, "eval_s": eval_s,
                    "wall_s": train["train_s"] + eval_s, "peak_gpu_mem_gib": peak}
-            self.log.write(rec)  # before the checkpoint: a crash in between re-runs (and re-logs) the epoch
-            self.events.write(rec)
+            self.write(rec)  # before the checkpoint: a crash in between re-runs (and re-logs) the epoch
             self.progress.end_epoch(rec)
             self.epoch, self.meter = epoch + 1, EpochMeter(env.device, self.accum)
             if self.save() or stop:
