@@ -31,3 +31,18 @@ def test_the_decode_only_reference_reads_the_same_files_and_is_the_ratios_denomi
     assert reference["img_per_s"] > 0 and reference["workers"] == 1
     last = (tmp_path / "d.jsonl").read_text().splitlines()[-1]
     assert '"numerator": "torch", "denominator": "decode-only"' in last
+
+
+def test_the_eighth_scale_reference_decodes_jpegs_at_an_eighth_and_is_timed_beside_the_others(tmp_path):
+    from cwn_bench.bench.data import DecodeOnly, run_data
+    from cwn_bench.data import make_sized_jpegs
+
+    root = make_sized_jpegs(tmp_path / "jpegs", classes=2, per_class=4, width=100, height=75)
+    full, eighth = (DecodeOnly(root, 4, 0, False, scale).loader.dataset for scale in (1, 8))
+    assert full._decode(0) == (100, 75) and eighth._decode(0) == (13, 10)  # ceil(W / 8) x ceil(H / 8)
+    rows = run_data(root, ["torch", "decode-eighth", "decode-only"], tmp_path / "d.jsonl", batch_size=4,
+                    image_size=32, warmup=0, workers=0)
+    assert [r["loader"] for r in rows] == ["torch", "decode-eighth", "decode-only"]
+    assert all(r["images"] == 8 for r in rows)
+    ratios = (tmp_path / "d.jsonl").read_text().splitlines()[-2:]
+    assert all('"denominator": "decode-only"' in line for line in ratios) and '"numerator": "decode-eighth"' in ratios[1]

@@ -7,18 +7,22 @@ epochs after a short warm-up. Several loaders are timed alternately, rep by rep,
 ratio is measured side by side. Writes JSONL: the environment header, one
 ``{"kind": "data", "loader", "device", "batch_size", "images", "skipped", "img_per_s", ...}``
 per loader and rep (``decode-only``: the reference, whole-image PIL decodes of the same train
-files in the same order in ``workers`` processes, no crop, no resize, no copy) (with ``cpu_ms_per_img``, CPU time of the process and its workers per
+files in the same order in ``workers`` processes, no crop, no resize, no copy; ``decode-eighth``:
+the same at 1/8 scale, libjpeg's DCT scaling, which still entropy-decodes every coefficient but
+inverse-transforms 1/64 of the pixels: about the least that decoding any crop of a JPEG costs,
+whatever its window or scale) (with ``cpu_ms_per_img``, CPU time of the process and its workers per
 image: a cost that a busy machine distorts less than wall time), then ``{"kind":
 "data_ratio", ...}`` rows (median of the per-rep img/s ratios of each loader to the last).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,23 +33,31 @@ from cwn_bench.bench.env import JsonlWriter, environment
 from cwn_bench.bench.progress import progress
 from cwn_bench.config import DataConfig, TrainConfig, from_dict
 from cwn_bench.data import DataModule, build, folder, sharding
+from cwn_bench.data.images import decode, read_encoded
 from cwn_bench.data.sources import FileSource, first_readable
 from cwn_bench.data.torch_loader import _Plan, _start
 
-DECODE_ONLY = "decode-only"
+DECODE_ONLY, DECODE_EIGHTH = "decode-only", "decode-eighth"
+REFERENCES = {DECODE_ONLY: 1, DECODE_EIGHTH: 8}  # reference "loaders" and their JPEG decode scale
 
 
 class _Decodes(Dataset):
-    """``[index] -> images skipped``: decodes the whole file (PIL, RGB) and drops the pixels."""
+    """``[index] -> images skipped``: decodes the whole file (PIL, RGB; a JPEG at 1/``scale``
+    of its size) and drops the pixels."""
 
-    def __init__(self, source: FileSource, skip_corrupt: bool) -> None:
-        self.source, self.skip_corrupt = source, skip_corrupt
+    def __init__(self, source: FileSource, skip_corrupt: bool, scale: int) -> None:
+        self.source, self.skip_corrupt, self.scale = source, skip_corrupt, scale
+
+    def _decode(self, j: int) -> tuple[int, int]:
+        """(width, height) of file ``j`` as decoded."""
+        path = self.source.path(j)
+        return decode(read_encoded(path), path, self.source.grayscale, self.scale).size
 
     def __len__(self) -> int:
         return len(self.source)
 
     def __getitem__(self, index: int) -> int:
-        return first_readable(self.source, index, self.source.image, self.skip_corrupt)[2]
+        return first_readable(self.source, index, self._decode, self.skip_corrupt)[2]
 
 
 def _as_list(items: list[int]) -> list[int]:
@@ -53,16 +65,18 @@ def _as_list(items: list[int]) -> list[int]:
 
 
 class DecodeOnly:
-    """``bench data``'s reference "loader": the train split's files of ``root`` in the order a
-    one-rank run reads them, fully decoded by PIL in ``workers`` DataLoader processes (the
-    torch loader's cores), nothing else. Quacks like a DataModule for :func:`_time_epochs`."""
+    """``bench data``'s reference "loaders": the train split's files of ``root`` in the order a
+    one-rank run reads them, decoded whole by PIL (a JPEG at 1/``scale`` of its size) in
+    ``workers`` DataLoader processes (the torch loader's cores), nothing else. Quacks like a
+    DataModule for :func:`_time_epochs`."""
 
-    def __init__(self, root: str | Path, batch_size: int, workers: int, skip_corrupt: bool, seed: int = 0) -> None:
+    def __init__(self, root: str | Path, batch_size: int, workers: int, skip_corrupt: bool, scale: int = 1,
+                 seed: int = 0) -> None:
         files, labels, _ = folder.scan_split(str(root), "train")
         self.source = FileSource(files, labels, grayscale=False)
         self.batch_size, self.seed, self.skipped = batch_size, seed, 0
         self.steps_per_epoch = sharding.steps_per_epoch(len(files), batch_size, 1)
-        self.loader = DataLoader(_Decodes(self.source, skip_corrupt), batch_sampler=_Plan(), num_workers=workers,
+        self.loader = DataLoader(_Decodes(self.source, skip_corrupt, scale), batch_sampler=_Plan(), num_workers=workers,
                                  collate_fn=_as_list, persistent_workers=workers > 0)
 
     def train_batches(self, epoch: int, start_step: int = 0, stop_step: int | None = None) -> Any:
@@ -97,6 +111,21 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime + _live_children_cpu_seconds()
 
 
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """torch's CPU ops on one thread in the block. The bench's own process only normalises each
+    batch (on a CPU device; on a GPU it copies it) while the loader's workers or threads decode:
+    with torch's default of a thread per core, the idle OpenMP threads spin-wait between those
+    small ops and take a core from the workers (2-core VM, torch loader, 2 workers, 224 px:
+    494 -> 606 img/s; this process's CPU time 0.78 -> 0.50 ms/img)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _time_epochs(data: DataModule, loader: str, epochs: int, sync: Any) -> tuple[int, float, float]:
     """Images delivered by ``epochs`` train epochs, their wall seconds and CPU seconds."""
     images, start, cpu = 0, time.perf_counter(), _cpu_seconds()
@@ -111,7 +140,7 @@ def run_data(root: str | Path, loaders: Sequence[str], out: str | Path | None, *
              batch_size: int = TrainConfig.batch_size, epochs: int = 1, reps: int = 1, skip_corrupt: bool = False,
              image_size: int = DataConfig.image_size, workers: int = DataConfig.workers, warmup: int = 2,
              device: torch.device | None = None) -> list[dict[str, Any]]:
-    """Time ``epochs`` train epochs of each of ``loaders`` (dali | torch | decode-only) over ``root``,
+    """Time ``epochs`` train epochs of each of ``loaders`` (dali | torch | decode-only | decode-eighth) over ``root``,
     ``reps`` times alternately, after ``warmup`` untimed batches each; return (and write to
     ``out``) the rows. ``images`` counts the images delivered in the timed epochs;
     ``img_per_s`` = images / their wall seconds."""
@@ -119,15 +148,15 @@ def run_data(root: str | Path, loaders: Sequence[str], out: str | Path | None, *
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     modules = {}
     for loader in loaders:  # a bad folder fails before the output file is created
-        if loader == DECODE_ONLY:
-            modules[loader] = DecodeOnly(root, batch_size, workers, skip_corrupt)
+        if loader in REFERENCES:
+            modules[loader] = DecodeOnly(root, batch_size, workers, skip_corrupt, REFERENCES[loader])
             continue
         cfg = from_dict({"data": {"name": "imagenet", "root": str(root), "loader": loader, "image_size": image_size,
                                   "workers": workers, "skip_corrupt": skip_corrupt},
                          "train": {"batch_size": batch_size}}, "bench data")
         modules[loader] = build(cfg, device=device)
     rows: list[dict[str, Any]] = []
-    with JsonlWriter(out) as writer:
+    with _one_thread(), JsonlWriter(out) as writer:
         writer.write(environment(device, bench="data"))
         for loader, data in modules.items():  # starts workers or the pipeline, warms the page cache
             for _ in data.train_batches(epoch=-1, stop_step=warmup):  # a whole pass: no batch left in flight

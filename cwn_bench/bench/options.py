@@ -151,10 +151,12 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
     """The loader options; their defaults are training's (``data.*``, ``train.batch_size``)."""
     data, train = DataConfig(), TrainConfig()
     p.add_argument("root", metavar="ROOT", help="ImageNet-layout folder (train/<class>/*.jpg, val/<class>/*.jpg)")
-    p.add_argument("--loader", nargs="+", choices=("dali", "torch", "decode-only"), required=True, metavar="LOADER",
-                   help="dali, torch and/or decode-only (the reference: whole-image decodes of the same files on "
-                        "the same cores, nothing else); several are timed alternately and each one's img/s ratio "
-                        "to the last printed")
+    p.add_argument("--loader", nargs="+", choices=("dali", "torch", "decode-eighth", "decode-only"), required=True,
+                   metavar="LOADER",
+                   help="dali, torch, decode-eighth and/or decode-only (the reference: whole-image decodes of the same "
+                        "files on the same cores, nothing else; decode-eighth: the same at 1/8 scale, about the least "
+                        "any crop's decode costs); several are timed alternately and each one's img/s ratio to the "
+                        "last printed")
     p.add_argument("--reps", type=at_least(1), default=1, help="alternating repetitions (default: 1)")
     p.add_argument("--batch-size", type=at_least(1), default=train.batch_size,
                    help=f"images per batch (default: {train.batch_size})")

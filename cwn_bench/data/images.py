@@ -79,7 +79,9 @@ def decode(data: bytes, path: str, grayscale: bool, scale: int = 1) -> Image.Ima
         with bombs_refused(), Image.open(io.BytesIO(data)) as img:
             if scale > 1 and img.format == "JPEG":
                 img.draft(mode, (img.width // scale, img.height // scale))  # PIL picks the scale that fits
-            return img.convert(mode)
+            img.load()
+            # convert() to the mode the image already has would copy it
+            return img if img.mode == mode else img.convert(mode)
     except PIL_ERRORS as err:
         raise CorruptImageError(path, one_line(err, 200) or type(err).__name__) from None
 

@@ -18,7 +18,7 @@ import gc
 from collections.abc import Iterator
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from cwn_bench.config import Config
 from cwn_bench.data.augment import box
@@ -96,7 +96,9 @@ def _start(loader: DataLoader) -> Iterator:
 
 def _collate(items: list[tuple[torch.Tensor, int, int, str]]) -> tuple[torch.Tensor, torch.Tensor, int, str]:
     images, labels, skipped, errors = zip(*items)
-    return torch.stack(images), torch.tensor(labels), sum(skipped), next((e for e in errors if e), "")
+    # default_collate stacks a worker's batch straight into shared memory, where torch.stack would
+    # make a copy that pickling then copies there (one 9.6 MB copy less per batch of 64 at 224 px)
+    return default_collate(list(images)), torch.tensor(labels), sum(skipped), next((e for e in errors if e), "")
 
 
 class TorchData(SourceData):
