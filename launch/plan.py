@@ -90,7 +90,17 @@ def _count_folder(root: Path, split: str) -> int:
 
 
 def dataset_size(cfg: Config) -> tuple[int, int, int, str]:
-    """``(train images, val images, classes, how they were found)``."""
+    """``(train images, val images, classes, how they were found)``; with ``data.holdout`` the
+    train images are those left to train on (``cwn_bench.data.holdout.split``'s count)."""
+    train, val, classes, how = _split_sizes(cfg)
+    if cfg.data.holdout:
+        held = round(cfg.data.holdout * train)
+        return train - held, val, classes, f"{how}, less {held:,} held out (data.holdout={cfg.data.holdout})"
+    return train, val, classes, how
+
+
+def _split_sizes(cfg: Config) -> tuple[int, int, int, str]:
+    """``(train split's images, val images, classes, how they were found)``."""
     name, root = cfg.data.name, cfg.data.root
     if cfg.data.loader == "synthetic" or name == "synthetic":
         classes = cfg.data.num_classes or 1000

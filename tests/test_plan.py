@@ -140,3 +140,12 @@ def test_submit_dry_run_without_a_plan_still_prints_the_script(files, capsys, tm
     captured = capsys.readouterr()
     assert "local job (dry run)" in captured.out
     assert "plan: not computed: train split: 50000 samples give no full batch" in captured.err
+
+
+def test_held_out_images_are_not_counted_as_trained(files, capsys):
+    config, profile = files
+    whole = plan_json(capsys, config, "--profile", profile, "--img-per-s", 500)
+    held = plan_json(capsys, config, "data.holdout=0.05", "--profile", profile, "--img-per-s", 500)
+    assert held["train_images"] == whole["train_images"] - round(0.05 * whole["train_images"]) == 47_500
+    assert held["images_per_epoch"] < whole["images_per_epoch"]
+    assert "less 2,500 held out (data.holdout=0.05)" in held["images_source"]
