@@ -113,3 +113,19 @@ def test_cwn_layer_on_the_triton_backend_compiles_without_graph_break():
     torch.testing.assert_close(y, layer(x))
     for got, p in zip(grads, (x, layer.v, layer.g)):
         torch.testing.assert_close(got, p.grad)
+
+
+def test_a_gradient_in_the_weights_layout_with_other_size_one_strides_gives_the_same_result():
+    v = torch.randn(6, 5, dtype=torch.float64).as_strided((6, 5, 1, 1), (5, 1, 5, 5))  # channels_last's strides
+    g = torch.rand(6, dtype=torch.float64) + 0.5
+    _, mean, r = tc.fused_forward(v, g, 1e-5, v.dtype)
+    dense = torch.randn(6, 5, dtype=torch.float64)
+    same_order = dense.view(6, 5, 1, 1)  # strides (5, 1, 1, 1); v's are (5, 1, 5, 5): one memory order
+    assert same_order.stride() != v.stride()
+    dv, dg = tc.fused_backward(same_order, v, g, mean, r)
+    dv_ref, dg_ref = tc.fused_backward(torch.empty_like(v).copy_(same_order), v, g, mean, r)
+    torch.testing.assert_close(dv, dv_ref, rtol=0, atol=0)
+    torch.testing.assert_close(dg, dg_ref, rtol=0, atol=0)
+    transposed = torch.randn(5, 6, dtype=torch.float64).t().reshape(6, 5, 1, 1)  # rows not dense: copied first
+    dv_t, _ = tc.fused_backward(transposed, v, g, mean, r)
+    torch.testing.assert_close(dv_t, tc.fused_backward(transposed.contiguous(), v, g, mean, r)[0], rtol=0, atol=0)

@@ -33,7 +33,9 @@ import functools
 import json
 import os
 import re
+import shutil
 import sys
+import sysconfig
 import time
 import traceback
 from collections.abc import Callable
@@ -137,6 +139,20 @@ PARTS = ("kernel-correctness", "conv-paper", "conv-paper-compiled", "conv-google
          "step", "harness")
 
 
+def toolchain_problem() -> str | None:
+    """Why Triton could not build its kernel launcher here, or None: on its first kernel it
+    compiles a small C module with ``$CC``, else gcc or clang, against Python's headers
+    (``triton.runtime.build``). Checked before any part runs, so a bare machine without them
+    costs seconds of device time, not a run of failed parts."""
+    if not (os.environ.get("CC") or shutil.which("gcc") or shutil.which("clang")):
+        return ("no C compiler: Triton builds its kernel launcher with $CC, gcc or clang; install gcc "
+                "(e.g. apt-get install build-essential) or set CC")
+    header = Path(sysconfig.get_paths()["include"]) / "Python.h"
+    if not header.is_file():
+        return f"{header} is missing: Triton builds its kernel launcher against Python's headers; install them (python3-dev)"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cwn_bench.bench.gpu_check", description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda", help="(default: cuda)")
@@ -152,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if device.type == "cpu":
         os.environ.setdefault("TRITON_INTERPRET", "1")  # before the kernels are defined
+    elif problem := toolchain_problem():
+        print(f"gpu-check: error: {problem}", file=sys.stderr)
+        return 2
     started = time.monotonic()
     out_dir = _results_dir(args.results_root, device)
     out_dir.mkdir(parents=True)

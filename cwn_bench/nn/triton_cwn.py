@@ -160,7 +160,9 @@ def fused_backward(grad_w: Tensor, v: Tensor, g: Tensor | None, mean: Tensor, r:
     """``(dv, dg)``: ``dv`` of ``v``'s shape, strides and dtype; ``dg`` of ``g``'s shape and
     dtype (an empty tensor when ``g`` is None)."""
     v = _layout(v)
-    if grad_w.stride() != v.stride():
+    # the kernel reads grad_w in v's memory order; strides of size-1 dims do not matter (a 1x1
+    # conv's channels_last weight comes as (I, 1, I, I) or (I, 1, 1, 1): one layout, no copy)
+    if any(a != b for a, b, n in zip(grad_w.stride(), v.stride(), v.shape) if n > 1):
         grad_w = torch.empty_like(v, dtype=grad_w.dtype).copy_(grad_w)
     n_rows = v.shape[0]
     n_cols = v.numel() // max(n_rows, 1)

@@ -7,7 +7,15 @@ step is captured on static input buffers; each later step copies its batch into 
 replays. The learning rate becomes a device tensor filled before each replay. Shapes must be
 static (every train batch is full, so they are). What cannot be captured is refused with a
 UserError: a CPU device, ``train.amp: fp16`` (the GradScaler reads ``found_inf`` on the host
-every step), ``train.compile`` (its ``mode="reduce-overhead"`` makes graphs of its own).
+every step), ``train.compile`` (its ``mode="reduce-overhead"`` makes graphs of its own),
+``model.method: nnn`` (it counts optimizer updates in Python, which a replay skips).
+
+The optimizer must take the device tensor ``lr`` without reading it on the host: SGD runs
+fused (its foreach and single-tensor paths turn a tensor ``lr`` into a float with ``.item()``,
+a sync that a capture refuses), Adam ``capturable`` (its step counters moved to the device,
+also those a checkpoint restored on the host). A replay updates the weights without bumping
+their version counters, so the CWN layers' eval-mode weight caches are dropped after each
+replay (they would otherwise serve the weights of the capture step to every later evaluation).
 """
 
 from __future__ import annotations
@@ -34,6 +42,25 @@ def check(cfg: Config, device: torch.device) -> None:
     if cfg.train.compile:
         raise UserError("train.cuda_graph=true with train.compile=true: choose one (torch.compile's "
                         "mode='reduce-overhead' captures graphs of its own)")
+    if cfg.model.method == "nnn":
+        raise UserError("train.cuda_graph=true with model.method=nnn: NNN counts optimizer updates in Python, "
+                        "which a replayed graph skips; set train.cuda_graph=false for NNN runs")
+
+
+def capturable(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
+    """Make ``optimizer`` steppable inside a CUDA graph, in place: its learning rates device
+    tensors (a float would be baked into the graph; :func:`~cwn_bench.train.optim.set_lr` fills
+    them), SGD fused (the only SGD path that reads a tensor lr on the device), Adam
+    ``capturable`` with its step counters on ``device``."""
+    for group in optimizer.param_groups:
+        group["lr"] = torch.tensor(float(group["lr"]), device=device)
+        if isinstance(optimizer, torch.optim.SGD):
+            group["fused"], group["foreach"] = True, False
+        if "capturable" in group:
+            group["capturable"] = True
+    for state in optimizer.state.values():  # restored from a checkpoint before capturable was set
+        if torch.is_tensor(state.get("step")):
+            state["step"] = state["step"].to(device, torch.float32)
 
 
 class GraphedStep:
@@ -46,10 +73,8 @@ class GraphedStep:
         self.graph: torch.cuda.CUDAGraph | None = None
         self.static: list[Batch] = []
         self.out: tuple[Tensor, Tensor] | None = None
-        for group in eng.optimizer.param_groups:  # a float lr would be baked into the graph
-            group["lr"] = torch.tensor(float(group["lr"]), device=eng.device)
-            if "capturable" in group:  # Adam's step counter stays on the device
-                group["capturable"] = True
+        self.cached = [m for m in eng.model.modules() if hasattr(m, "invalidate_weight_cache")]
+        capturable(eng.optimizer, eng.device)
 
     def __call__(self, micro: list[Batch]) -> tuple[Tensor, Tensor]:
         current = torch.cuda.current_stream(self.eng.device)
@@ -74,6 +99,8 @@ class GraphedStep:
             images.copy_(new_images, non_blocking=True)
             labels.copy_(new_labels, non_blocking=True)
         self.graph.replay()
+        for module in self.cached:
+            module.invalidate_weight_cache()
         assert self.out is not None
         return self.out
 

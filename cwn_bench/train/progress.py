@@ -6,21 +6,23 @@ import sys
 import time
 from typing import Any
 
-from tqdm import tqdm
-
 
 class Progress:
-    """A tqdm bar when stderr is a terminal, else a plain line every ``every`` steps
-    (readable in SLURM logs).  Silent on ranks other than 0."""
+    """A tqdm bar when stderr is a terminal (and tqdm is installed), else a plain line every
+    ``every`` steps (readable in SLURM logs).  Silent on ranks other than 0."""
 
     def __init__(self, enabled: bool, every: int, epochs: int) -> None:
         self.enabled, self.every, self.epochs = enabled, max(every, 1), epochs
         self.tty = sys.stderr.isatty()
-        self.bar: tqdm | None = None
+        self.bar: Any = None  # a tqdm bar while an epoch runs on a terminal
 
     def start_epoch(self, epoch: int, steps: int, start_step: int) -> None:
         self.epoch, self.steps, self.t0, self.start = epoch, steps, time.perf_counter(), start_step
         if self.enabled and self.tty:
+            try:  # imported here: a bare GPU box (make gpu-check) has torch but not tqdm
+                from tqdm import tqdm
+            except ImportError:
+                return
             self.bar = tqdm(total=steps, initial=start_step, desc=f"epoch {epoch + 1}/{self.epochs}",
                             file=sys.stderr, dynamic_ncols=True, leave=False)
 

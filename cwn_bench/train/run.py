@@ -90,8 +90,7 @@ class Trainer:
         net: nn.Module = model
         ddp = None
         if env.distributed:
-            net = ddp = DistributedDataParallel(model, device_ids=[env.device.index] if env.device.type == "cuda"
-                                                else None)
+            net = ddp = self._ddp(model, cfg.train.cuda_graph and env.device.type == "cuda")
         if cfg.train.compile:
             net = torch.compile(net)
         amp = AMP_DTYPES[cfg.train.amp]
@@ -303,6 +302,19 @@ class Trainer:
         self.meter.train_s += time.perf_counter() - start
         self.records = []
         return self._handle(got)
+
+    def _ddp(self, model: nn.Module, graphed: bool) -> DistributedDataParallel:
+        """``model`` in DDP; for ``train.cuda_graph`` built on a side stream, as torch's CUDA-graph
+        notes ask (its reducer's hooks must not be tied to the default stream the capture avoids)."""
+        device = self.env.device
+        if not graphed:
+            return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):
+            ddp = DistributedDataParallel(model, device_ids=[device.index])
+        torch.cuda.current_stream(device).wait_stream(side)
+        return ddp
 
     def write(self, rec: dict[str, Any]) -> None:
         """Append ``rec`` to metrics.jsonl and mirror it as TensorBoard events (train.tensorboard)."""
