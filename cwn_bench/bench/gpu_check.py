@@ -5,19 +5,21 @@ only torch and Triton) in a few minutes on one GPU:
 
 1. ``kernel-correctness`` (:mod:`cwn_bench.bench.kernel_check`): the Triton forward and
    backward against the float64 reference, plus ``gradcheck`` in float64;
-2. ``bench conv`` on the paper shape: every variant and pass, bf16 and tf32, nchw and nhwc
-   (``cwn-compiled`` for fwd+bwd only, in its own file: each config compiles afresh);
+2. ``bench conv`` on the paper shape: every variant and pass, bf16 and tf32, nchw and nhwc;
 3. ``bench conv`` on the googlenet_bn shapes (batch 64 and 256): cwn-triton and
    cwn-reference, fwd+bwd and eval-fwd, bf16 channels_last; then cwn-triton again with
    CUDA-graph replay (GPU time alone: small convs are otherwise launch-bound);
 4. ``bench step``: googlenet_bn training steps, batch 64 and 256, bf16 channels_last;
 5. ``harness`` (:mod:`cwn_bench.bench.harness`): googlenet_bn trained through
    ``cwn_bench.train.run`` on synthetic data against ``bench step``, batch 8, 64 and 256,
-   under ``torch.cuda.set_sync_debug_mode("warn")``.
+   under ``torch.cuda.set_sync_debug_mode("warn")``;
+6. ``conv-paper-compiled``: the paper shape's ``cwn-compiled`` fwd+bwd (torch.compile), in its
+   own file and last: each config compiles afresh (inductor, minutes in all), so a run cut
+   short at the device's time limit loses only this part.
 
 Everything goes to ``results/<UTC date>-<card>/``: one ``<part>.jsonl`` per part
-(``correctness``, ``conv-paper``, ``conv-paper-compiled``, ``conv-googlenet_bn``,
-``conv-googlenet_bn-graph``, ``step``, ``harness``), ``errors.txt`` with the trace of a part that
+(``correctness``, ``conv-paper``, ``conv-googlenet_bn``, ``conv-googlenet_bn-graph``, ``step``,
+``harness``, ``conv-paper-compiled``), ``errors.txt`` with the trace of a part that
 raised, and ``summary.md`` / ``summary.json`` (failed parts, seconds per part, parts not
 run yet), rewritten after every part. The overhead table against the targets of
 :mod:`cwn_bench.bench.targets` is printed. Exit status 1 when a kernel is wrong or a part failed. ``--quick --device cpu``
@@ -126,17 +128,17 @@ def _parts(device: torch.device, quick: bool, out_dir: Path) -> tuple[list[tuple
                          str(device), **reps)
     harness = HarnessSpec([8, 64, 256] if not quick else [2], step.image_size, step.dtype, step.memory_format,
                           str(device), steps=60 if not quick else 2, **reps)
-    parts = [("conv-paper", run_conv, conv_paper), ("conv-paper-compiled", run_conv, conv_compiled),
-             ("conv-googlenet_bn", run_conv, conv_googlenet), ("conv-googlenet_bn-graph", run_conv, conv_graph),
-             ("step", run_step, step), ("harness", run_harness, harness)]
+    parts = [("conv-paper", run_conv, conv_paper), ("conv-googlenet_bn", run_conv, conv_googlenet),
+             ("conv-googlenet_bn-graph", run_conv, conv_graph), ("step", run_step, step),
+             ("harness", run_harness, harness), ("conv-paper-compiled", run_conv, conv_compiled)]
     left_out = {"conv-paper-compiled"} if quick else set()  # 20-30 s of inductor per config on a CPU
     left_out |= set() if cuda else {"conv-googlenet_bn-graph"}  # CUDA graphs need a GPU
     return [(name, functools.partial(run, spec, out_dir / f"{name}.jsonl")) for name, run, spec in parts
             if name not in left_out], dtypes
 
 
-PARTS = ("kernel-correctness", "conv-paper", "conv-paper-compiled", "conv-googlenet_bn", "conv-googlenet_bn-graph",
-         "step", "harness")
+PARTS = ("kernel-correctness", "conv-paper", "conv-googlenet_bn", "conv-googlenet_bn-graph", "step", "harness",
+         "conv-paper-compiled")
 
 
 def toolchain_problem() -> str | None:
