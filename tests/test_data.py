@@ -366,3 +366,40 @@ def test_a_large_crop_is_decoded_at_reduced_scale_with_the_same_region(tmp_path)
     assert (reduced - full).abs().mean() < 2.0 and (reduced - full).abs().max() < 24
     shifted = crop_resize(reduced_image, crop._replace(x=crop.x + 40), 64, scale).float()
     assert (shifted - full).abs().mean() > 5 * (reduced - full).abs().mean()  # the region matters
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "CMYK"])
+def test_a_jpeg_decoded_into_a_tensor_has_pil_s_pixels_and_its_crop_too(mode):
+    import io
+
+    from cwn_bench.data.augment import Box
+    from cwn_bench.data.images import decode, decode_rgb_jpeg
+    from cwn_bench.data.transforms import crop_resize, crop_resize_tensor
+
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:75, 0:100]
+    waves = np.stack([127 + 90 * np.sin(xx * f + yy * f / 3) for f in (0.05, 0.11, 0.2)], -1)
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(waves + rng.normal(0, 20, waves.shape), 0, 255).astype(np.uint8)).convert(mode).save(
+        buf, "JPEG", quality=90)
+    data = buf.getvalue()
+    pil = decode(data, "x.jpg", False)
+    tensor = decode_rgb_jpeg(data, "x.jpg")
+    assert tensor.shape == (3, 75, 100) and tensor.dtype == torch.uint8
+    assert torch.equal(tensor, torch.from_numpy(np.array(pil)).permute(2, 0, 1))
+    for crop in (Box(7, 5, 61, 48, False), Box(0, 0, 100, 75, True), Box(30, 20, 20, 15, True)):  # down, whole, up
+        assert torch.equal(crop_resize_tensor(tensor, crop, 32), crop_resize(pil, crop, 32))
+
+
+def test_a_jpeg_that_libjpeg_rejects_is_an_unreadable_image_named_in_one_line(tmp_path):
+    import io
+
+    from cwn_bench.data.images import CorruptImageError, decode_rgb_jpeg
+
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(buf, "JPEG")
+    good = buf.getvalue()
+    sos = good.index(b"\xff\xda")
+    with pytest.raises(CorruptImageError) as err:
+        decode_rgb_jpeg(good[:sos + 2] + b"\x00\x01" + good[sos + 4:], "bad.jpg")  # a scan header 1 byte long
+    assert str(err.value).startswith("bad.jpg: unreadable image (Bogus marker length)") and "\n" not in str(err.value)

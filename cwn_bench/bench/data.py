@@ -6,9 +6,10 @@ training uses, so bad input fails here exactly as in training -- with the train 
 epochs after a short warm-up. Several loaders are timed alternately, rep by rep, so their
 ratio is measured side by side. Writes JSONL: the environment header, one
 ``{"kind": "data", "loader", "device", "batch_size", "images", "skipped", "img_per_s", ...}``
-per loader and rep (``decode-only``: the reference, whole-image PIL decodes of the same train
-files in the same order in ``workers`` processes, no crop, no resize, no copy; ``decode-eighth``:
-the same at 1/8 scale, libjpeg's DCT scaling, which still entropy-decodes every coefficient but
+per loader and rep (``decode-only``: the reference, whole-image decodes of the same train
+files in the same order in ``workers`` processes, by the torch loader's decoder (libjpeg-turbo
+through torchvision.io for RGB JPEGs), no crop, no resize, no copy; ``decode-eighth``: the same
+at 1/8 scale (PIL's ``draft``), libjpeg's DCT scaling, which still entropy-decodes every coefficient but
 inverse-transforms 1/64 of the pixels: about the least that decoding any crop of a JPEG costs,
 whatever its window or scale) (with ``cpu_ms_per_img``, CPU time of the process and its workers per
 image: a cost that a busy machine distorts less than wall time), then ``{"kind":
@@ -33,7 +34,7 @@ from cwn_bench.bench.env import JsonlWriter, environment
 from cwn_bench.bench.progress import progress
 from cwn_bench.config import DataConfig, TrainConfig, from_dict
 from cwn_bench.data import DataModule, build, folder, sharding
-from cwn_bench.data.images import decode, read_encoded
+from cwn_bench.data.images import decode, decode_rgb_jpeg, read_encoded, tensor_decodable
 from cwn_bench.data.sources import FileSource, first_readable
 from cwn_bench.data.torch_loader import _Plan, _start
 
@@ -42,8 +43,9 @@ REFERENCES = {DECODE_ONLY: 1, DECODE_EIGHTH: 8}  # reference "loaders" and their
 
 
 class _Decodes(Dataset):
-    """``[index] -> images skipped``: decodes the whole file (PIL, RGB; a JPEG at 1/``scale``
-    of its size) and drops the pixels."""
+    """``[index] -> images skipped``: decodes the whole file as the torch loader would (an RGB
+    JPEG at full scale through torchvision.io, else PIL; a JPEG at 1/``scale`` of its size)
+    and drops the pixels."""
 
     def __init__(self, source: FileSource, skip_corrupt: bool, scale: int) -> None:
         self.source, self.skip_corrupt, self.scale = source, skip_corrupt, scale
@@ -51,7 +53,11 @@ class _Decodes(Dataset):
     def _decode(self, j: int) -> tuple[int, int]:
         """(width, height) of file ``j`` as decoded."""
         path = self.source.path(j)
-        return decode(read_encoded(path), path, self.source.grayscale, self.scale).size
+        data = read_encoded(path)
+        if self.scale == 1 and not self.source.grayscale and tensor_decodable(data):
+            pixels = decode_rgb_jpeg(data, path)
+            return pixels.shape[2], pixels.shape[1]
+        return decode(data, path, self.source.grayscale, self.scale).size
 
     def __len__(self) -> int:
         return len(self.source)
@@ -66,7 +72,7 @@ def _as_list(items: list[int]) -> list[int]:
 
 class DecodeOnly:
     """``bench data``'s reference "loaders": the train split's files of ``root`` in the order a
-    one-rank run reads them, decoded whole by PIL (a JPEG at 1/``scale`` of its size) in
+    one-rank run reads them, decoded whole (a JPEG at 1/``scale`` of its size) in
     ``workers`` DataLoader processes (the torch loader's cores), nothing else. Quacks like a
     DataModule for :func:`_time_epochs`."""
 

@@ -22,10 +22,10 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from cwn_bench.config import Config
 from cwn_bench.data.augment import box
-from cwn_bench.data.images import CorruptImageError, decode, read_sized
+from cwn_bench.data.images import CorruptImageError, decode, decode_rgb_jpeg, read_sized, tensor_decodable
 from cwn_bench.data.module import RawBatch, Source, SourceData
 from cwn_bench.data.sources import FileSource, first_readable
-from cwn_bench.data.transforms import crop_resize, decode_scale
+from cwn_bench.data.transforms import crop_resize, crop_resize_tensor, decode_scale, inside
 from cwn_bench.errors import UserError
 
 
@@ -52,7 +52,8 @@ class _Samples(Dataset):
     def _crop(self, j: int, index: int, epoch: int) -> torch.Tensor:
         """Sample ``index``'s crop of image ``j`` (``index`` itself unless it was skipped). A
         JPEG file is decoded only as finely as the crop needs (``data.scaled_decode``); the
-        box comes from the header's size, so it is the same either way (and DALI's)."""
+        box comes from the header's size, so it is the same either way (and DALI's). An RGB
+        JPEG at full scale with its box inside goes straight into a tensor (the same pixels)."""
         size = self.data.image_size
         if not isinstance(self.source, FileSource):
             img = self.source.image(j)
@@ -60,8 +61,10 @@ class _Samples(Dataset):
         path = self.source.path(j)
         data, width, height = read_sized(path)
         crop = box(self.data, self.seed, epoch, index, width, height)
-        img = decode(data, path, self.source.grayscale,
-                     decode_scale(crop, size, width, height) if self.data.scaled_decode else 1)
+        scale = decode_scale(crop, size, width, height) if self.data.scaled_decode else 1
+        if scale == 1 and not self.source.grayscale and tensor_decodable(data) and inside(crop, width, height):
+            return crop_resize_tensor(decode_rgb_jpeg(data, path), crop, size)
+        img = decode(data, path, self.source.grayscale, scale)
         return crop_resize(img, crop, size, round(width / img.width))  # the scale the decoder used
 
 

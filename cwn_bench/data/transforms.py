@@ -22,11 +22,16 @@ MIN_STD = 1 / 255  # per-feature std floor: a feature varying less than one grey
 SCALES = (8, 4, 2)  # the reduced JPEG decodes libjpeg offers (PIL's Image.draft)
 
 
+def inside(box: Box, width: int, height: int) -> bool:
+    """Whether ``box`` lies within a ``width`` x ``height`` image (no zero padding)."""
+    return box.x >= 0 and box.y >= 0 and box.x + box.w <= width and box.y + box.h <= height
+
+
 def decode_scale(box: Box, size: int, width: int, height: int) -> int:
     """The coarsest JPEG decode scale (8, 4, 2, else 1) at which ``box`` of a ``width`` x
     ``height`` image still spans at least ``size`` pixels each way; 1 for a box reaching
     outside the image (zero padding is done at full scale)."""
-    if box.x < 0 or box.y < 0 or box.x + box.w > width or box.y + box.h > height:
+    if not inside(box, width, height):
         return 1
     return next((s for s in SCALES if min(box.w, box.h) >= s * size), 1)
 
@@ -35,17 +40,27 @@ def crop_resize(img: Image.Image, box: Box, size: int, scale: int = 1) -> Tensor
     """uint8 ``[C, size, size]`` (C = 1 for ``L`` images): ``box`` of ``img`` (zeros outside
     it), bilinear resize (antialiased), mirror if ``box.flip``. ``scale``: ``img`` was decoded
     at 1/scale of the size ``box`` refers to (:func:`decode_scale`); the same region is
-    resized from it by PIL, in fractional pixels. At full scale torch's uint8 antialiased
-    bilinear resize does it (3x faster than PIL's on this CPU, within one grey level of it)."""
+    resized from it by PIL, in fractional pixels; at full scale :func:`resize_region` does it."""
     if scale > 1:
         region = (box.x / scale, box.y / scale, (box.x + box.w) / scale, (box.y + box.h) / scale)
         array = np.array(img.resize((size, size), Image.BILINEAR, box=region))  # [S, S] or [S, S, C]
         out = torch.from_numpy(array[None] if array.ndim == 2 else array.transpose(2, 0, 1))
-    else:
-        array = np.array(img.crop((box.x, box.y, box.x + box.w, box.y + box.h)))  # a writable copy
-        pixels = torch.from_numpy(array[None] if array.ndim == 2 else array.transpose(2, 0, 1))  # a [C, h, w] view
-        out = F.interpolate(pixels[None], size=(size, size), mode="bilinear", antialias=True)[0]
-    return (out.flip(-1) if box.flip else out).contiguous()
+        return (out.flip(-1) if box.flip else out).contiguous()
+    array = np.array(img.crop((box.x, box.y, box.x + box.w, box.y + box.h)))  # a writable copy, zeros outside
+    pixels = torch.from_numpy(array[None] if array.ndim == 2 else array.transpose(2, 0, 1))  # a [C, h, w] view
+    return resize_region(pixels, size, box.flip)
+
+
+def crop_resize_tensor(pixels: Tensor, box: Box, size: int) -> Tensor:
+    """:func:`crop_resize` of a uint8 ``[C, H, W]`` image that ``box`` lies within (:func:`inside`)."""
+    return resize_region(pixels[:, box.y:box.y + box.h, box.x:box.x + box.w], size, box.flip)
+
+
+def resize_region(region: Tensor, size: int, flip: bool) -> Tensor:
+    """uint8 ``[C, h, w]`` (any strides) -> ``[C, size, size]``: torch's uint8 antialiased
+    bilinear resize (3x faster than PIL's on this CPU, within one grey level of it), mirrored if ``flip``."""
+    out = F.interpolate(region[None], size=(size, size), mode="bilinear", antialias=True)[0]
+    return (out.flip(-1) if flip else out).contiguous()
 
 
 class Normalizer:
