@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from cwn_bench.config import Config, expand_sweep, run_name, to_dict
+from cwn_bench.data import holdout
 from cwn_bench.data.folder import EXTENSIONS
 from cwn_bench.data.module import image_shape
 from cwn_bench.data.sharding import steps_per_epoch
@@ -92,9 +93,10 @@ def _count_folder(root: Path, split: str) -> int:
 def dataset_size(cfg: Config) -> tuple[int, int, int, str]:
     """``(train images, val images, classes, how they were found)``; with ``data.holdout`` the
     train images are those left to train on (``cwn_bench.data.holdout.split``'s count)."""
+    holdout.check(cfg.data)  # what training refuses, the plan refuses
     train, val, classes, how = _split_sizes(cfg)
     if cfg.data.holdout:
-        held = round(cfg.data.holdout * train)
+        held = holdout.count(cfg.data.holdout, train)
         return train - held, val, classes, f"{how}, less {held:,} held out (data.holdout={cfg.data.holdout})"
     return train, val, classes, how
 

@@ -93,3 +93,33 @@ def test_progress_on_a_terminal_without_tqdm_prints_plain_lines(monkeypatch, cap
     progress.start_epoch(0, 4, 0)
     progress.step(1, 0.5, 0.1, 100.0, 0.0)
     assert "epoch 1/2 step 1/4  loss 0.5000" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+def test_a_graphed_run_s_checkpoint_resumes_without_graphs_as_a_run_that_never_had_them(name):
+    from cwn_bench.train.optim import load_optimizer_state
+
+    def built() -> tuple[nn.Module, torch.optim.Optimizer]:
+        torch.manual_seed(0)
+        model = nn.Linear(3, 2)
+        make = torch.optim.SGD if name == "sgd" else torch.optim.Adam
+        return model, make(model.parameters(), lr=0.1, **({"momentum": 0.9} if name == "sgd" else {}))
+
+    def step(model: nn.Module, opt: torch.optim.Optimizer) -> None:
+        opt.zero_grad()
+        model(torch.ones(4, 3)).sum().backward()
+        opt.step()
+
+    graphed_model, graphed = built()
+    step(graphed_model, graphed)  # before capturable(): a capturable Adam steps on a GPU only
+    capturable(graphed, torch.device("cpu"))
+    saved = graphed.state_dict()  # as a graphed run checkpoints it: tensor lr, fused SGD, capturable Adam
+    assert torch.is_tensor(saved["param_groups"][0]["lr"])
+    model, plain = built()
+    model.load_state_dict(graphed_model.state_dict())
+    load_optimizer_state(plain, saved)
+    group = plain.param_groups[0]
+    assert group["lr"] == 0.1 and not torch.is_tensor(group["lr"])  # a tensor lr would be .item()'d every step
+    assert not group.get("fused") and not group.get("capturable")
+    step(model, plain)  # a capturable Adam's state would refuse this step on the CPU
+    assert all(not torch.is_tensor(v) or v.device.type == "cpu" for s in plain.state.values() for v in s.values())

@@ -149,3 +149,10 @@ def test_held_out_images_are_not_counted_as_trained(files, capsys):
     assert held["train_images"] == whole["train_images"] - round(0.05 * whole["train_images"]) == 47_500
     assert held["images_per_epoch"] < whole["images_per_epoch"]
     assert "less 2,500 held out (data.holdout=0.05)" in held["images_source"]
+
+
+def test_a_holdout_of_synthetic_data_is_refused_by_the_plan_as_by_training(files, capsys):
+    config, profile = files
+    assert main(["plan", str(config), "data.name=synthetic", "data.loader=synthetic", "data.holdout=0.1",
+                 "--profile", str(profile), "--img-per-s", "500"]) == 2
+    assert "data.holdout: synthetic data has no training set to hold out from" in capsys.readouterr().err

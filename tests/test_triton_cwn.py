@@ -115,14 +115,19 @@ def test_cwn_layer_on_the_triton_backend_compiles_without_graph_break():
         torch.testing.assert_close(got, p.grad)
 
 
-def test_a_gradient_in_the_weights_layout_with_other_size_one_strides_gives_the_same_result():
+def test_a_gradient_in_the_weights_layout_with_other_size_one_strides_is_used_without_a_copy(monkeypatch):
     v = torch.randn(6, 5, dtype=torch.float64).as_strided((6, 5, 1, 1), (5, 1, 5, 5))  # channels_last's strides
     g = torch.rand(6, dtype=torch.float64) + 0.5
     _, mean, r = tc.fused_forward(v, g, 1e-5, v.dtype)
     dense = torch.randn(6, 5, dtype=torch.float64)
     same_order = dense.view(6, 5, 1, 1)  # strides (5, 1, 1, 1); v's are (5, 1, 5, 5): one memory order
     assert same_order.stride() != v.stride()
+    allocations = []
+    empty_like = torch.empty_like
+    monkeypatch.setattr(torch, "empty_like", lambda *a, **k: allocations.append(a[0].shape) or empty_like(*a, **k))
     dv, dg = tc.fused_backward(same_order, v, g, mean, r)
+    assert allocations == [v.shape, g.shape]  # dv and dg only: the gradient was not copied first
+    monkeypatch.undo()
     dv_ref, dg_ref = tc.fused_backward(torch.empty_like(v).copy_(same_order), v, g, mean, r)
     torch.testing.assert_close(dv, dv_ref, rtol=0, atol=0)
     torch.testing.assert_close(dg, dg_ref, rtol=0, atol=0)

@@ -162,8 +162,9 @@ def run_data(root: str | Path, loaders: Sequence[str], out: str | Path | None, *
                          "train": {"batch_size": batch_size}}, "bench data")
         modules[loader] = build(cfg, device=device)
     rows: list[dict[str, Any]] = []
+    header = environment(device, bench="data", main_process_threads=1)  # cpu_threads: the machine's, before
     with _one_thread(), JsonlWriter(out) as writer:
-        writer.write(environment(device, bench="data"))
+        writer.write(header)
         for loader, data in modules.items():  # starts workers or the pipeline, warms the page cache
             for _ in data.train_batches(epoch=-1, stop_step=warmup):  # a whole pass: no batch left in flight
                 pass

@@ -146,10 +146,14 @@ def toolchain_problem() -> str | None:
     compiles a small C module with ``$CC``, else gcc or clang, against Python's headers
     (``triton.runtime.build``). Checked before any part runs, so a bare machine without them
     costs seconds of device time, not a run of failed parts."""
-    if not (os.environ.get("CC") or shutil.which("gcc") or shutil.which("clang")):
+    cc = os.environ.get("CC")
+    if cc and not shutil.which(cc):
+        return f"CC={cc!r} is not a program on PATH: Triton builds its kernel launcher with it"
+    if not (cc or shutil.which("gcc") or shutil.which("clang")):
         return ("no C compiler: Triton builds its kernel launcher with $CC, gcc or clang; install gcc "
                 "(e.g. apt-get install build-essential) or set CC")
-    header = Path(sysconfig.get_paths()["include"]) / "Python.h"
+    scheme = sysconfig.get_default_scheme()  # as triton.runtime.build picks Python's include folder
+    header = Path(sysconfig.get_paths(scheme="posix_prefix" if scheme == "posix_local" else scheme)["include"]) / "Python.h"
     if not header.is_file():
         return f"{header} is missing: Triton builds its kernel launcher against Python's headers; install them (python3-dev)"
     return None

@@ -40,9 +40,8 @@ def build(cfg: Config, rank: int = 0, world_size: int = 1, device: torch.device 
     decoding a share of it (see :meth:`DataModule.dataset_stats`: every rank must call ``build``)."""
     device = torch.device("cpu") if device is None else device
     d = cfg.data
+    holdout.check(d)
     if d.loader == "synthetic" or d.name == "synthetic":
-        if d.holdout is not None:
-            raise UserError("data.holdout: synthetic data has no training set to hold out from; unset data.holdout")
         module: DataModule = SyntheticData(cfg, rank, world_size, device)
     else:
         if d.root is None:

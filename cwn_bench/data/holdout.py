@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from cwn_bench.config import DataConfig
 from cwn_bench.data.augment import mix_seed
 from cwn_bench.data.sources import Source
 from cwn_bench.errors import UserError
@@ -16,11 +17,22 @@ from cwn_bench.errors import UserError
 HOLDOUT_TAG = 0x401D  # mixed with data.split_seed: the holdout split's own stream
 
 
+def check(data: DataConfig) -> None:
+    """Refuse ``data.holdout`` for synthetic data, which has no training set to hold out from."""
+    if data.holdout is not None and (data.loader == "synthetic" or data.name == "synthetic"):
+        raise UserError("data.holdout: synthetic data has no training set to hold out from; unset data.holdout")
+
+
+def count(fraction: float, n: int) -> int:
+    """How many of ``n`` training samples :func:`split` holds out."""
+    return round(fraction * n)
+
+
 def split(train: Source, fraction: float, seed: int) -> tuple[Source, Source]:
-    """``(train without the holdout, holdout)``: ``round(fraction * len(train))`` samples drawn
-    by a generator seeded from (``seed``, ``HOLDOUT_TAG``); both keep the original order."""
+    """``(train without the holdout, holdout)``: :func:`count` samples drawn by a generator
+    seeded from (``seed``, ``HOLDOUT_TAG``); both keep the original order."""
     n = len(train)
-    k = round(fraction * n)
+    k = count(fraction, n)
     if not 0 < fraction < 1 or not 0 < k < n:
         raise UserError(f"data.holdout={fraction}: expected a fraction in (0, 1) that holds out at least one of the "
                         f"{n} training samples and keeps at least one")

@@ -5,19 +5,16 @@ pixels, none of PIL's copies)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from PIL import Image
 
 from cwn_bench.errors import UserError, one_line
 
-try:  # deprecated since torchvision 0.29 for TorchCodec's; where it is gone, PIL decodes every image
-    from torchvision.io import ImageReadMode, decode_jpeg
-except ImportError:  # pragma: no cover - depends on the installation
-    decode_jpeg = None
 
 _JPEG_SOI, _JPEG_EOI = b"\xff\xd8\xff", b"\xff\xd9"
 _PNG_SIG, _PNG_IEND = b"\x89PNG\r\n\x1a\n", b"IEND"
@@ -94,9 +91,28 @@ def decode(data: bytes, path: str, grayscale: bool, scale: int = 1) -> Image.Ima
         raise CorruptImageError(path, one_line(err, 200) or type(err).__name__) from None
 
 
+def _tensor_decoder() -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """torchvision's JPEG decoder to RGB, or None where it is missing (deprecated since
+    torchvision 0.29 for TorchCodec's) or its image library does not load (a build without
+    libjpeg: it would raise on every file, which must not read as every file being corrupt).
+    One decode of an 8x8 JPEG tells."""
+    try:
+        from torchvision.io import ImageReadMode, decode_jpeg
+
+        probe = io.BytesIO()
+        Image.new("RGB", (8, 8)).save(probe, "JPEG")
+        decode_jpeg(torch.frombuffer(bytearray(probe.getvalue()), dtype=torch.uint8), mode=ImageReadMode.RGB)
+    except (ImportError, RuntimeError):
+        return None
+    return functools.partial(decode_jpeg, mode=ImageReadMode.RGB)
+
+
+_DECODE_JPEG = _tensor_decoder()
+
+
 def tensor_decodable(data: bytes) -> bool:
-    """Whether :func:`decode_rgb_jpeg` can decode ``data``: a JPEG, and torchvision's decoder is there."""
-    return decode_jpeg is not None and data.startswith(_JPEG_SOI)
+    """Whether :func:`decode_rgb_jpeg` can decode ``data``: a JPEG, and torchvision's decoder works here."""
+    return _DECODE_JPEG is not None and data.startswith(_JPEG_SOI)
 
 
 def decode_rgb_jpeg(data: bytes, path: str) -> torch.Tensor:
@@ -107,7 +123,7 @@ def decode_rgb_jpeg(data: bytes, path: str) -> torch.Tensor:
     its crop and resize took 1.5-1.7 ms against 2.0-2.4 through PIL, whose image must be copied
     out of its 4-byte-per-pixel storage into an array first."""
     try:
-        return decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+        return _DECODE_JPEG(torch.frombuffer(bytearray(data), dtype=torch.uint8))
     except RuntimeError as err:  # "decode_jpeg, <source file>:<line>, <libjpeg's message>"
         raise CorruptImageError(path, one_line(str(err).rsplit(", ", 1)[-1], 200) or type(err).__name__) from None
 

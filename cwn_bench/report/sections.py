@@ -122,7 +122,7 @@ def overhead_section(oh: pd.DataFrame) -> Section:
         "shape": oh["shape"], "variant": oh.variant, "pass": oh["pass"], "dtype": oh.dtype,
         "memory format": oh.memory_format, "median (ms)": oh.median_ms.map(lambda x: num(x, 3)),
         "IQR (ms)": oh.iqr_ms.map(lambda x: num(x, 3)), "ratio vs plain": oh.ratio_vs_plain.map(lambda x: num(x, 3)),
-        "card": oh.card, "skipped": oh.reason}).fillna("").astype(str)
+        "card": oh.card, "skipped": oh.reason}).astype(object).fillna("").astype(str)
     return Section("overhead", "Kernel overhead", "From bench JSONL; ratio vs plain is the median of pairwise "
                    f"ratios measured alternately in one run. Targets (cwn_bench.bench.targets): {targets.describe()}.",
                    table, latex=True)

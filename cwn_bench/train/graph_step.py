@@ -67,9 +67,9 @@ class GraphedStep:
     """A :data:`cwn_bench.train.loop.StepFn`: eager warm-up, one capture, then replays.
     Returns the graph's static (loss, hits) tensors, overwritten by the next replay."""
 
-    def __init__(self, eng: Engine, warmup: int) -> None:
+    def __init__(self, eng: Engine, warmup: int, side: torch.cuda.Stream) -> None:
         self.eng, self.warmup, self.done = eng, warmup, 0
-        self.side = torch.cuda.Stream(eng.device)
+        self.side = side  # warm-up and capture; DDP was built on it too (:func:`side_stream`)
         self.graph: torch.cuda.CUDAGraph | None = None
         self.static: list[Batch] = []
         self.out: tuple[Tensor, Tensor] | None = None
@@ -91,7 +91,7 @@ class GraphedStep:
             self.eng.autocast_cache = False
             try:
                 # thread_local: a loader's own threads (DALI) may keep using CUDA during the capture
-                with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
+                with torch.cuda.graph(self.graph, stream=self.side, capture_error_mode="thread_local"):
                     self.out = train_step(self.eng, self.static)
             finally:
                 self.eng.autocast_cache = True
@@ -105,7 +105,15 @@ class GraphedStep:
         return self.out
 
 
-def build(cfg: Config, eng: Engine, env: DistEnv) -> GraphedStep:
-    """The graphed step of ``cfg`` (checked by :func:`check`)."""
+def side_stream(cfg: Config, device: torch.device) -> torch.cuda.Stream | None:
+    """The one side stream of a ``train.cuda_graph`` run on a GPU (None otherwise): DDP is built
+    on it, as torch's CUDA-graph notes ask (its reducer keeps the stream it was built on), and the
+    warm-up and the capture run on it, so DDP meets a single non-default stream throughout."""
+    return torch.cuda.Stream(device) if cfg.train.cuda_graph and device.type == "cuda" else None
+
+
+def build(cfg: Config, eng: Engine, env: DistEnv, side: torch.cuda.Stream | None) -> GraphedStep:
+    """The graphed step of ``cfg`` (checked by :func:`check`) on ``side`` (:func:`side_stream`)."""
     check(cfg, env.device)
-    return GraphedStep(eng, DDP_WARMUP if env.distributed else WARMUP)
+    assert side is not None
+    return GraphedStep(eng, DDP_WARMUP if env.distributed else WARMUP, side)

@@ -63,6 +63,21 @@ def lr_at(step: int, steps_per_epoch: int, epochs: int, lr: float, cfg: SchedCon
     return value
 
 
+# how an optimizer runs, not what it has learnt: left as built when a checkpoint is loaded
+RUN_TIME_GROUP_KEYS = ("lr", "fused", "foreach", "capturable")
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
+    """``optimizer.load_state_dict(state)`` keeping ``optimizer``'s own :data:`RUN_TIME_GROUP_KEYS`.
+    A checkpoint of a ``train.cuda_graph`` run holds a tensor lr, fused SGD or capturable Adam
+    (``graph_step.capturable``), which a run resumed without graphs must not inherit: a tensor
+    lr would be read on the host at every step, a capturable Adam would refuse its CPU step
+    counters. The lr is set before every step anyway (:func:`set_lr`)."""
+    own = [{k: group[k] for k in RUN_TIME_GROUP_KEYS if k in group} for group in optimizer.param_groups]
+    optimizer.load_state_dict({**state, "param_groups": [{**saved, **mine}
+                                                         for saved, mine in zip(state["param_groups"], own)]})
+
+
 def set_lr(optimizer: torch.optim.Optimizer, value: float) -> None:
     """A float learning rate is replaced; a tensor one (CUDA graphs) is filled in place."""
     for group in optimizer.param_groups:

@@ -36,7 +36,7 @@ from cwn_bench.train.distributed import DistEnv
 from cwn_bench.train.flags import Captured, Collected, FlagReduction
 from cwn_bench.train.loop import Engine, evaluate, train_one_epoch
 from cwn_bench.train.metrics import EpochMeter
-from cwn_bench.train.optim import build_optimizer, lr_at
+from cwn_bench.train.optim import build_optimizer, load_optimizer_state, lr_at
 from cwn_bench.train.progress import Progress
 from cwn_bench.train.stopping import DEFAULT_SIGNALS, StopRequest
 from cwn_bench.train.tensorboard import EventLog
@@ -89,8 +89,9 @@ class Trainer:
             model = model.to(memory_format=torch.channels_last)
         net: nn.Module = model
         ddp = None
+        side = graph_step.side_stream(cfg, env.device)
         if env.distributed:
-            net = ddp = self._ddp(model, cfg.train.cuda_graph and env.device.type == "cuda")
+            net = ddp = self._ddp(model, side)
         if cfg.train.compile:
             net = torch.compile(net)
         amp = AMP_DTYPES[cfg.train.amp]
@@ -110,7 +111,7 @@ class Trainer:
         self.resized_from: int | None = None  # the checkpoint's world size, when resumed on another
         self.resumed_from = self.resume(found)
         # after the resume: loading the optimizer's state would put a float learning rate back
-        self.step_fn = graph_step.build(cfg, self.eng, env) if cfg.train.cuda_graph else None
+        self.step_fn = graph_step.build(cfg, self.eng, env, side) if cfg.train.cuda_graph else None
         self.probes = probes.build(cfg, model, self.data, self.global_step, env.is_main)  # Figure 2, rank 0
         self.events = EventLog(run_dir, cfg.train.tensorboard and env.is_main, self.global_step)
         self.last_save = time.monotonic()
@@ -231,7 +232,7 @@ class Trainer:
             return None
         state, path = found
         self.eng.model.load_state_dict(state["model"])
-        self.eng.optimizer.load_state_dict(state["optimizer"])
+        load_optimizer_state(self.eng.optimizer, state["optimizer"])
         self.eng.scaler.load_state_dict(state["scaler"])
         self.epoch = state["epoch"]
         self.meter.load_state_dict(state["meter"], self.env)
@@ -303,13 +304,12 @@ class Trainer:
         self.records = []
         return self._handle(got)
 
-    def _ddp(self, model: nn.Module, graphed: bool) -> DistributedDataParallel:
-        """``model`` in DDP; for ``train.cuda_graph`` built on a side stream, as torch's CUDA-graph
-        notes ask (its reducer's hooks must not be tied to the default stream the capture avoids)."""
+    def _ddp(self, model: nn.Module, side: torch.cuda.Stream | None) -> DistributedDataParallel:
+        """``model`` in DDP; with ``train.cuda_graph`` built on the graph's side stream
+        (:func:`~cwn_bench.train.graph_step.side_stream`)."""
         device = self.env.device
-        if not graphed:
+        if side is None:
             return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-        side = torch.cuda.Stream(device)
         side.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(side):
             ddp = DistributedDataParallel(model, device_ids=[device.index])
