@@ -69,6 +69,16 @@ def test_eval_cache_reused_and_invalidated():
         assert layer.weight.dtype == torch.float64
 
 
+def test_entering_eval_mode_drops_a_cache_that_version_counters_would_keep():
+    layer = CWNLinear(4, 3).eval()
+    with torch.no_grad():
+        stale = layer.weight
+        layer.train()
+        layer.g.data.mul_(2)  # no version bump: as a replayed CUDA graph's optimizer updates the weights
+        layer.eval()
+        torch.testing.assert_close(layer.weight, 2 * stale)
+
+
 def test_grad_mode_always_recomputes():
     layer = CWNLinear(4, 3).eval()
     assert layer.weight is not layer.weight

@@ -54,7 +54,7 @@ class _Decodes(Dataset):
         """(width, height) of file ``j`` as decoded."""
         path = self.source.path(j)
         data = read_encoded(path)
-        if self.scale == 1 and not self.source.grayscale and tensor_decodable(data):
+        if tensor_decodable(data, self.source.grayscale, self.scale):
             pixels = decode_rgb_jpeg(data, path)
             return pixels.shape[2], pixels.shape[1]
         return decode(data, path, self.source.grayscale, self.scale).size

@@ -15,7 +15,6 @@ from PIL import Image
 
 from cwn_bench.errors import UserError, one_line
 
-
 _JPEG_SOI, _JPEG_EOI = b"\xff\xd8\xff", b"\xff\xd9"
 _PNG_SIG, _PNG_IEND = b"\x89PNG\r\n\x1a\n", b"IEND"
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485  # PIL's decompression-bomb limit (~ 9459 x 9459)
@@ -110,9 +109,10 @@ def _tensor_decoder() -> Callable[[torch.Tensor], torch.Tensor] | None:
 _DECODE_JPEG = _tensor_decoder()
 
 
-def tensor_decodable(data: bytes) -> bool:
-    """Whether :func:`decode_rgb_jpeg` can decode ``data``: a JPEG, and torchvision's decoder works here."""
-    return _DECODE_JPEG is not None and data.startswith(_JPEG_SOI)
+def tensor_decodable(data: bytes, grayscale: bool, scale: int) -> bool:
+    """Whether ``decode(data, path, grayscale, scale)`` is better done by :func:`decode_rgb_jpeg`:
+    an RGB decode at full scale of a JPEG, with torchvision's decoder working here."""
+    return scale == 1 and not grayscale and _DECODE_JPEG is not None and data.startswith(_JPEG_SOI)
 
 
 def decode_rgb_jpeg(data: bytes, path: str) -> torch.Tensor:

@@ -62,7 +62,7 @@ class _Samples(Dataset):
         data, width, height = read_sized(path)
         crop = box(self.data, self.seed, epoch, index, width, height)
         scale = decode_scale(crop, size, width, height) if self.data.scaled_decode else 1
-        if scale == 1 and not self.source.grayscale and tensor_decodable(data) and inside(crop, width, height):
+        if tensor_decodable(data, self.source.grayscale, scale) and inside(crop, width, height):
             return crop_resize_tensor(decode_rgb_jpeg(data, path), crop, size)
         img = decode(data, path, self.source.grayscale, scale)
         return crop_resize(img, crop, size, round(width / img.width))  # the scale the decoder used

@@ -12,8 +12,11 @@ The math is in :mod:`cwn_bench.nn.functional`; NNN's layer is in :mod:`cwn_bench
 Caching: with gradients disabled and the layer in eval mode, the effective weight is
 computed once and reused until ``v`` or ``g`` changes (their version counters,
 storage, device and the autocast dtype form the key, so an optimizer step,
-``load_state_dict`` or ``.to()`` all invalidate it).  Writes through ``param.data``
-bypass version counters; call :meth:`invalidate_weight_cache` after those.
+``load_state_dict`` or ``.to()`` all invalidate it), and it is dropped whenever the layer
+enters eval mode (``.eval()`` / ``.train(False)``), so whatever trained in between, a replayed
+CUDA graph included (its in-place updates bump no version counter), each evaluation pass
+starts from the current weights.  Writes through ``param.data`` in eval mode bypass version
+counters; call :meth:`invalidate_weight_cache` after those.
 """
 
 from __future__ import annotations
@@ -63,6 +66,10 @@ class _Reparameterized:
         if self._weight_cache is None or self._weight_cache[0] != key:
             self._weight_cache = (key, self.normalize())
         return self._weight_cache[1]
+
+    def train(self, mode: bool = True) -> Any:
+        self._weight_cache = None  # see the module's docstring: an evaluation starts afresh
+        return super().train(mode)
 
     def invalidate_weight_cache(self) -> None:
         """Forget the cached eval-mode weight (only needed after writes through ``.data``)."""

@@ -14,8 +14,8 @@ The optimizer must take the device tensor ``lr`` without reading it on the host:
 fused (its foreach and single-tensor paths turn a tensor ``lr`` into a float with ``.item()``,
 a sync that a capture refuses), Adam ``capturable`` (its step counters moved to the device,
 also those a checkpoint restored on the host). A replay updates the weights without bumping
-their version counters, so the CWN layers' eval-mode weight caches are dropped after each
-replay (they would otherwise serve the weights of the capture step to every later evaluation).
+their version counters; the CWN layers' eval-mode weight caches are dropped when evaluation
+switches them to eval mode (:mod:`cwn_bench.nn.layers`), so no evaluation sees stale weights.
 """
 
 from __future__ import annotations
@@ -73,7 +73,6 @@ class GraphedStep:
         self.graph: torch.cuda.CUDAGraph | None = None
         self.static: list[Batch] = []
         self.out: tuple[Tensor, Tensor] | None = None
-        self.cached = [m for m in eng.model.modules() if hasattr(m, "invalidate_weight_cache")]
         capturable(eng.optimizer, eng.device)
 
     def __call__(self, micro: list[Batch]) -> tuple[Tensor, Tensor]:
@@ -99,8 +98,6 @@ class GraphedStep:
             images.copy_(new_images, non_blocking=True)
             labels.copy_(new_labels, non_blocking=True)
         self.graph.replay()
-        for module in self.cached:
-            module.invalidate_weight_cache()
         assert self.out is not None
         return self.out
 
