@@ -98,6 +98,8 @@ try:
                      "train": {"batch_size": 4}}), rank, 2)
 except UserError as err:
     print(err)
+finally:  # as training's distributed.shutdown: a group left to the interpreter's exit may abort
+    dist.destroy_process_group()
 """
 
 
